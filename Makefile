@@ -1,0 +1,34 @@
+# The two entry points of the README. Each one creates .venv and installs on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: sweep test bench peers clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## main job: the demo / default sweep (writes results/ and plots)
+sweep: $(STAMP)
+	$(BIN)/python -m harness demo
+
+## the test suite (benchmarks are skipped; see `make bench`)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## pytest-benchmark micro-benchmarks, saved and compared with the previous saved run
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -o addopts="" --benchmark-only --benchmark-autosave --benchmark-compare || \
+	$(BIN)/python -m pytest -q -o addopts="" --benchmark-only --benchmark-autosave
+
+## side-by-side timing against torch-harmonics and ducc0 (installs the peers extra)
+peers: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,peers]'
+	$(BIN)/python benchmarks/peers_sht.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -1,0 +1,384 @@
+"""Spherical Fourier transform (SFT) and its inverse on the grids of :mod:`harness.grids`.
+
+Coefficients (``docs/conventions.md``): a real signal of bandwidth b has complex coefficients
+``f^m_l = int f conj(Y^m_l)`` with orthonormal, Condon-Shortley ``Y^m_l`` (``sph_harm_y``). Only
+``m >= 0`` is stored (``f^{-m}_l = (-1)^m conj(f^m_l)``), in a square ``[..., b, b]`` tensor
+indexed ``[..., l, m]``; entries with ``m > l`` are zero and are ignored on input, and
+``Im f^0_l`` is ignored on input (it is zero for every real signal).
+
+Forward (exact for bandwidth-b signals, the seed's eq. "sampling", corrected)::
+
+    f^m_l = (2 pi / nlon) sum_j w_j Pbar(l, m, theta_j) sum_k f(theta_j, phi_k) exp(-i m phi_k)
+
+Inverse: ``f(theta, phi) = sum_l [ f^0_l Pbar(l,0) + 2 Re sum_{m>0} f^m_l Pbar(l,m) e^{i m phi} ]``.
+
+Two paths behind one API:
+
+* ``"torch"``: FFT over longitude, then a Legendre transform as batched matrix products against a
+  cached table of ``Pbar`` holding only ``l >= m`` and only the northern rows; the southern rows
+  follow from ``Pbar(l, m, pi - t) = (-1)^(l+m) Pbar(l, m, t)``, so each order m splits into an
+  even and an odd block (half the table, half the work). Differentiable, any device.
+* ``"ducc0"``: ``ducc0.sht.experimental`` (C++, CPU), reading and writing the same square layout
+  in place (``mstart``/``lstride``), inside an ``autograd.Function`` whose backward is ducc0's
+  exact adjoint transform. The default on the CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .grids import bandwidth_from_shape, check_kind, grid, mirror_pairs
+from .legendre import legendre_diagonals
+
+BACKENDS: tuple[str, ...] = ("torch", "ducc0")
+_DUCC_GEOMETRY = {"dh": "DH", "soft": "F1", "gl": "GL"}
+_REAL_DTYPES = (torch.float32, torch.float64)
+_COMPLEX_DTYPES = (torch.complex64, torch.complex128)
+
+
+# --------------------------------------------------------------------------- the torch path tables
+@dataclass(frozen=True, eq=False)
+class LegendrePlan:
+    """Index tables and packed Legendre table for one (kind, bandwidth, dtype, device).
+
+    Blocks ``q = 2m + p`` (order m, parity p of l - m) hold rows ``l = m + p, m + p + 2, ...``;
+    consecutive blocks are grouped into chunks, each a ``[blocks, rows, nN]`` tensor padded with
+    zero rows to its longest block, so one ``torch.bmm`` per chunk does the Legendre transform.
+    """
+
+    kind: str
+    bandwidth: int
+    nlat: int
+    nlon: int
+    wscale: torch.Tensor  # [nlat] real: 2 pi w_j (the FFT already divides by nlon)
+    north: torch.Tensor  # [nN] long: grid rows with theta <= pi/2
+    mirror: torch.Tensor  # [nN] long: row at pi - theta, or nlat (a zero row) if none
+    south_src: torch.Tensor  # [nS] long: north positions whose mirror rows are the south rows
+    lat_order: torch.Tensor  # [nlat] long: grid row -> position in cat(north rows, south rows)
+    chunks: tuple[tuple[int, int, torch.Tensor], ...]  # (q0, q1, table [q1-q0, rows, nN])
+    slot: torch.Tensor  # [packed rows] long: l*b + m of each packed row, b*b for padding
+
+    def table_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for _, _, t in self.chunks)
+
+
+def _n_chunks(b: int) -> int:
+    return max(1, min(16, b // 8))
+
+
+@functools.lru_cache(maxsize=8)
+def _plan_float64(kind: str, b: int) -> LegendrePlan:
+    g = grid(kind, b)
+    north, mirror = mirror_pairs(g)
+    nN = north.size
+    # blocks q = 2m + p have rows k = p, p+2, ... < b - m  (l = m + k)
+    q = np.arange(2 * b)
+    rows = np.maximum((b - q // 2 - q % 2 + 1) // 2, 0)
+    bounds = np.linspace(0, 2 * b, _n_chunks(b) + 1).round().astype(int)
+    base = np.zeros(2 * b, dtype=np.int64)
+    spans, offset = [], 0
+    for q0, q1 in zip(bounds[:-1], bounds[1:]):
+        rmax = max(int(rows[q0]), 1)
+        base[q0:q1] = offset + (np.arange(q0, q1) - q0) * rmax
+        spans.append((int(q0), int(q1), rmax, offset))
+        offset += (q1 - q0) * rmax
+    packed = np.zeros((offset, nN))
+    slot = np.full(offset, b * b, dtype=np.int64)
+    for k, p in legendre_diagonals(b, g.theta[north]):
+        m = np.arange(b - k)
+        r = base[2 * m + k % 2] + k // 2
+        packed[r] = p
+        slot[r] = (m + k) * b + m
+    packed_t = torch.from_numpy(packed)
+    chunks = tuple(
+        (q0, q1, packed_t[o : o + (q1 - q0) * rmax].view(q1 - q0, rmax, nN))
+        for q0, q1, rmax, o in spans
+    )
+    has = np.flatnonzero(mirror >= 0)
+    combined = np.concatenate([north, mirror[has]])
+    return LegendrePlan(
+        kind=kind,
+        bandwidth=b,
+        nlat=g.nlat,
+        nlon=g.nlon,
+        wscale=torch.from_numpy(2 * np.pi * g.weights),
+        north=torch.from_numpy(north),
+        mirror=torch.from_numpy(np.where(mirror >= 0, mirror, g.nlat)),
+        south_src=torch.from_numpy(has),
+        lat_order=torch.from_numpy(np.argsort(combined)),
+        chunks=chunks,
+        slot=torch.from_numpy(slot),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _plan_cast(kind: str, b: int, dtype: str, device: str) -> LegendrePlan:
+    p = _plan_float64(kind, b)
+    dt, dev = getattr(torch, dtype), torch.device(device)
+
+    def mv(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device=dev, dtype=dt if t.is_floating_point() else t.dtype)
+
+    return LegendrePlan(
+        kind=p.kind,
+        bandwidth=p.bandwidth,
+        nlat=p.nlat,
+        nlon=p.nlon,
+        wscale=mv(p.wscale),
+        north=mv(p.north),
+        mirror=mv(p.mirror),
+        south_src=mv(p.south_src),
+        lat_order=mv(p.lat_order),
+        chunks=tuple((q0, q1, mv(t).contiguous()) for q0, q1, t in p.chunks),
+        slot=mv(p.slot),
+    )
+
+
+def legendre_plan(kind: str, bandwidth: int, dtype: torch.dtype = torch.float64,
+                  device: torch.device | str = "cpu") -> LegendrePlan:
+    """The cached plan, keyed on (kind, bandwidth, dtype name, device name); built in float64."""
+    dev = torch.device(device)
+    if dtype == torch.float64 and dev.type == "cpu":
+        return _plan_float64(kind, bandwidth)
+    return _plan_cast(kind, bandwidth, str(dtype).removeprefix("torch."), str(dev))
+
+
+def _sft_torch(x: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
+    """``[B, nlat, nlon]`` real -> ``[B, b, b]`` complex."""
+    B, b = x.shape[0], p.bandwidth
+    X = torch.fft.rfft(x, dim=-1, norm="forward")[..., :b] * p.wscale[:, None]  # [B, nlat, b]
+    Xs = torch.nn.functional.pad(X, (0, 0, 0, 1))[:, p.mirror]  # mirror rows, zero if none
+    Xn = X[:, p.north]
+    eo = torch.stack([Xn + Xs, Xn - Xs], dim=-1).reshape(B, -1, 2 * b)  # [B, nN, q = 2m + p]
+    eo = torch.view_as_real(eo).permute(2, 1, 0, 3).reshape(2 * b, -1, 2 * B)  # [q, nN, 2B]
+    packed = torch.cat([torch.bmm(t, eo[q0:q1]).reshape(-1, 2 * B) for q0, q1, t in p.chunks])
+    out = torch.zeros(b * b + 1, 2 * B, dtype=x.dtype, device=x.device)
+    out = out.index_copy(0, p.slot, packed)[: b * b]
+    out = out.view(b, b, B, 2).permute(2, 0, 1, 3).contiguous()
+    return torch.view_as_complex(out)
+
+
+def _isft_torch(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
+    """``[B, b, b]`` complex -> ``[B, nlat, nlon]`` real."""
+    B, b = c.shape[0], p.bandwidth
+    C = torch.view_as_real(c).permute(1, 2, 0, 3).reshape(b * b, 2 * B)
+    packed = torch.nn.functional.pad(C, (0, 0, 0, 1))[p.slot]  # padding rows read zeros
+    outs, o = [], 0
+    for q0, q1, t in p.chunks:
+        n = t.shape[0] * t.shape[1]
+        outs.append(torch.bmm(t.transpose(1, 2), packed[o : o + n].view(t.shape[0], t.shape[1], -1)))
+        o += n
+    G = torch.cat(outs).view(b, 2, -1, B, 2)  # [m, parity, nN, B, re/im]
+    ge, go = G[:, 0], G[:, 1]
+    rows = torch.cat([ge + go, (ge - go)[:, p.south_src]], dim=1)[:, p.lat_order]  # [b, nlat, B, 2]
+    F = torch.view_as_complex(rows.permute(2, 1, 0, 3).contiguous())  # [B, nlat, b]
+    return torch.fft.irfft(F, n=p.nlon, dim=-1, norm="forward")
+
+
+# --------------------------------------------------------------------------- the ducc0 path
+def _ducc_args(kind: str, b: int) -> dict:
+    # our [l, m] square layout: entry (l, m) at index l*b + m = mstart[m] + l*lstride
+    return dict(spin=0, lmax=b - 1, mmax=b - 1, geometry=_DUCC_GEOMETRY[kind],
+                mstart=np.arange(b, dtype=np.uintp), lstride=b, nthreads=torch.get_num_threads())
+
+
+def _m_factor(b: int, dtype: np.dtype, m0: float, mpos: float) -> np.ndarray:
+    f = np.full((b, b), mpos, dtype=dtype)
+    f[:, 0] = m0
+    return f
+
+
+def _ducc_synthesis(c: np.ndarray, kind: str, nlat: int, nlon: int) -> np.ndarray:
+    import ducc0
+
+    B, b = c.shape[0], c.shape[-1]
+    rdt = np.float32 if c.dtype == np.complex64 else np.float64
+    out = np.empty((B, nlat, nlon), dtype=rdt)
+    args = _ducc_args(kind, b)
+    for i in range(B):
+        ducc0.sht.experimental.synthesis_2d(alm=c[i].reshape(1, -1), map=out[i : i + 1], **args)
+    return out
+
+
+def _ducc_analysis(x: np.ndarray, kind: str, b: int) -> np.ndarray:
+    import ducc0
+
+    B = x.shape[0]
+    cdt = np.complex64 if x.dtype == np.float32 else np.complex128
+    out = np.zeros((B, b * b), dtype=cdt)
+    args = _ducc_args(kind, b)
+    for i in range(B):
+        ducc0.sht.experimental.analysis_2d(map=x[i : i + 1], alm=out[i : i + 1], **args)
+    return out.reshape(B, b, b)
+
+
+def _ducc_adjoint_synthesis(x: np.ndarray, kind: str, b: int) -> np.ndarray:
+    import ducc0
+
+    B = x.shape[0]
+    cdt = np.complex64 if x.dtype == np.float32 else np.complex128
+    out = np.zeros((B, b * b), dtype=cdt)
+    args = _ducc_args(kind, b)
+    for i in range(B):
+        ducc0.sht.experimental.adjoint_synthesis_2d(map=x[i : i + 1], alm=out[i : i + 1], **args)
+    return out.reshape(B, b, b)
+
+
+def _ducc_adjoint_analysis(c: np.ndarray, kind: str, nlat: int, nlon: int) -> np.ndarray:
+    import ducc0
+
+    B, b = c.shape[0], c.shape[-1]
+    rdt = np.float32 if c.dtype == np.complex64 else np.float64
+    out = np.empty((B, nlat, nlon), dtype=rdt)
+    args = _ducc_args(kind, b)
+    for i in range(B):
+        ducc0.sht.experimental.adjoint_analysis_2d(alm=c[i].reshape(1, -1), map=out[i : i + 1], **args)
+    return out
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+class _DuccSFT(torch.autograd.Function):
+    """x ``[B, nlat, nlon]`` -> ``[B, b, b]``; backward: ``grad_x = Re(A^H g)`` (ducc0 adjoint)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kind: str, b: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.kind, ctx.shape = kind, x.shape[-2:]
+        return torch.from_numpy(_ducc_analysis(_np(x), kind, b))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        # ducc0's adjoint counts each m > 0 coefficient twice (it stands for +m and -m);
+        # torch's gradient of a real-to-complex map counts it once.
+        b = g.shape[-1]
+        gn = _np(g) * _m_factor(b, _np(g).dtype, 1.0, 0.5)
+        return torch.from_numpy(_ducc_adjoint_analysis(gn, ctx.kind, *ctx.shape)), None, None
+
+
+class _DuccISFT(torch.autograd.Function):
+    """c ``[B, b, b]`` -> ``[B, nlat, nlon]``; backward: ``grad_c = 2^[m>0] sum_x g conj(Y)``."""
+
+    @staticmethod
+    def forward(ctx, c: torch.Tensor, kind: str, nlat: int, nlon: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.kind, ctx.b = kind, c.shape[-1]
+        return torch.from_numpy(_ducc_synthesis(_np(c), kind, nlat, nlon))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        gc = _ducc_adjoint_synthesis(_np(g), ctx.kind, ctx.b)
+        gc *= _m_factor(ctx.b, gc.dtype, 1.0, 2.0)
+        gc[:, :, 0].imag = 0.0  # Im f^0_l does not enter the signal
+        return torch.from_numpy(gc), None, None, None
+
+
+# --------------------------------------------------------------------------- checks and public API
+def _check_backend(backend: str | None, device: torch.device) -> str:
+    if backend is None:
+        return "ducc0" if device.type == "cpu" else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; valid backends are {list(BACKENDS)}")
+    if backend == "ducc0" and device.type != "cpu":
+        raise ValueError(f"backend: 'ducc0' runs on the CPU only, got a tensor on {device}")
+    return backend
+
+
+def _check_finite(t: torch.Tensor, name: str) -> None:
+    # one reduction is enough: a finite sum means every entry is finite (nan/inf propagate)
+    # (the full check only runs when the sum overflowed or something is really non-finite)
+    if bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all()):
+        return
+    bad = int((~torch.isfinite(t)).sum())
+    raise ValueError(f"{name}: expected finite values, got {bad} nan/inf entries")
+
+
+def check_signal(x: object, kind: str) -> int:
+    """Validate a real grid signal ``[..., nlat, nlon]``; return its bandwidth."""
+    check_kind(kind)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in _REAL_DTYPES:
+        raise TypeError(f"x: expected a real float32 or float64 tensor, got dtype {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"x: expected shape [..., nlat, nlon], got shape {tuple(x.shape)}")
+    b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
+    _check_finite(x, "x")
+    return b
+
+
+def check_coefficients(c: object, name: str = "coeffs") -> int:
+    """Validate coefficients ``[..., b, b]`` complex; return b."""
+    if not isinstance(c, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(c).__name__}")
+    if c.dtype not in _COMPLEX_DTYPES:
+        raise TypeError(f"{name}: expected a complex64 or complex128 tensor [..., l, m], got dtype {c.dtype}")
+    if c.dim() < 2 or c.shape[-1] != c.shape[-2]:
+        raise ValueError(f"{name}: expected shape [..., b, b] (l, m), got shape {tuple(c.shape)}")
+    if c.shape[-1] < 1:
+        raise ValueError(f"{name}: bandwidth must be >= 1, got b = {c.shape[-1]}")
+    _check_finite(c, name)
+    return int(c.shape[-1])
+
+
+def sft(x: torch.Tensor, kind: str = "dh", *, backend: str | None = None) -> torch.Tensor:
+    """Spherical Fourier transform of real signals.
+
+    x: ``[..., nlat, nlon]`` float32/float64 on the ``kind`` grid of bandwidth b.
+    Returns ``[..., b, b]`` complex64/complex128 coefficients ``f^m_l`` at ``[..., l, m]``.
+    backend: "ducc0" (default on CPU) or "torch" (default elsewhere); both differentiable.
+    """
+    b = check_signal(x, kind)
+    be = _check_backend(backend, x.device)
+    lead = x.shape[:-2]
+    xb = x.reshape(-1, *x.shape[-2:])
+    if be == "ducc0":
+        out = _DuccSFT.apply(xb, kind, b)
+    else:
+        out = _sft_torch(xb, legendre_plan(kind, b, x.dtype, x.device))
+    return out.reshape(*lead, b, b)
+
+
+def isft(coeffs: torch.Tensor, kind: str = "dh", *, backend: str | None = None) -> torch.Tensor:
+    """Inverse transform: ``[..., b, b]`` complex coefficients -> ``[..., nlat, nlon]`` real signal.
+
+    Entries with m > l and the imaginary part of ``f^0_l`` are ignored.
+    """
+    check_kind(kind)
+    b = check_coefficients(coeffs)
+    be = _check_backend(backend, coeffs.device)
+    lead = coeffs.shape[:-2]
+    cb = coeffs.reshape(-1, b, b)
+    g = grid(kind, b)
+    if be == "ducc0":
+        out = _DuccISFT.apply(cb, kind, g.nlat, g.nlon)
+    else:
+        rdt = torch.float32 if coeffs.dtype == torch.complex64 else torch.float64
+        out = _isft_torch(cb, legendre_plan(kind, b, rdt, coeffs.device))
+    return out.reshape(*lead, g.nlat, g.nlon)
+
+
+def resize_coefficients(coeffs: torch.Tensor, bandwidth: int) -> torch.Tensor:
+    """Truncate (low-pass) or zero-pad ``[..., b, b]`` coefficients to ``[..., bandwidth, bandwidth]``."""
+    b = coeffs.shape[-1]
+    if bandwidth <= b:
+        return coeffs[..., :bandwidth, :bandwidth]
+    pad = bandwidth - b
+    return torch.nn.functional.pad(coeffs, (0, pad, 0, pad))
+
+
+def degree_norms(coeffs: torch.Tensor) -> torch.Tensor:
+    """``[..., b]`` L2 norms of the degree-l coefficient vectors (all 2l+1 orders, m < 0 included):
+    ``||f_l||^2 = |f^0_l|^2 + 2 sum_{m>0} |f^m_l|^2``. Rotation invariant."""
+    a = coeffs.abs().square()
+    return (2 * a.sum(-1) - a[..., 0]).sqrt()
+
+
+__all__ = ["BACKENDS", "sft", "isft", "resize_coefficients", "degree_norms", "legendre_plan",
+           "LegendrePlan", "check_signal", "check_coefficients"]
