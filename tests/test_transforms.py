@@ -1,0 +1,181 @@
+import numpy as np
+import pytest
+import torch
+
+import harness
+from harness.grids import GRID_KINDS
+from harness.transforms import BACKENDS, legendre_plan
+
+from .oracles import evaluate, quadrature, random_coefficients
+
+TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
+CDTYPE = {torch.float64: torch.complex128, torch.float32: torch.complex64}
+
+
+def rel_max(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("b", [1, 2, 5, 8])
+def test_sft_equals_direct_quadrature_with_scipy(kind, b, backend):
+    # any grid signal (not bandlimited): sft is the quadrature sum with sph_harm_y
+    g = harness.grid(kind, b)
+    f = np.random.default_rng(b).standard_normal((3, *g.shape))
+    ref = quadrature(f, g.theta, g.phi, g.weights, b)
+    got = harness.sft(torch.from_numpy(f), kind, backend=backend).numpy()
+    l, m = np.meshgrid(np.arange(b), np.arange(b), indexing="ij")
+    np.testing.assert_allclose(got, np.where(m <= l, ref, 0), atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("b", [1, 2, 5, 8])
+def test_isft_equals_pointwise_evaluation_with_scipy(kind, b, backend):
+    g = harness.grid(kind, b)
+    c = random_coefficients((2,), b, seed=b)
+    T, P = np.meshgrid(g.theta, g.phi, indexing="ij")
+    ref = evaluate(c.numpy(), T, P)
+    got = harness.isft(c, kind, backend=backend).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-12 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("b", [1, 2, 8, 32, 128])
+def test_round_trips(kind, b, dtype, backend):
+    c = random_coefficients((3,), b, dtype=CDTYPE[dtype], seed=7)
+    x = harness.isft(c, kind, backend=backend)
+    assert x.dtype == dtype and x.shape == (3, *harness.grid(kind, b).shape)
+    assert rel_max(harness.sft(x, kind, backend=backend), c) <= TOL[dtype]
+    # sft -> isft of a bandlimited grid signal (made in float64 by the scipy-free other path)
+    other = "torch" if backend == "ducc0" else "ducc0"
+    x64 = harness.isft(random_coefficients((3,), b, seed=8), kind, backend=other).to(dtype)
+    assert rel_max(harness.isft(harness.sft(x64, kind, backend=backend), kind, backend=backend), x64) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("b", [3, 32, 100])
+def test_torch_and_ducc0_paths_agree(kind, b):
+    c = random_coefficients((4,), b, seed=3)
+    xs = [harness.isft(c, kind, backend=be) for be in BACKENDS]
+    assert rel_max(xs[0], xs[1]) <= 1e-12
+    cs = [harness.sft(xs[0], kind, backend=be) for be in BACKENDS]
+    assert rel_max(cs[0], cs[1]) <= 1e-12
+    # beyond the bandlimit too (white noise: everything aliases): both are the same quadrature
+    noise = torch.randn(4, *harness.grid(kind, b).shape, dtype=torch.float64)
+    cs = [harness.sft(noise, kind, backend=be) for be in BACKENDS]
+    assert rel_max(cs[0], cs[1]) <= 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", GRID_KINDS)
+def test_round_trip_b512_float64(kind):
+    c = random_coefficients((1,), 512, seed=5)
+    for be in BACKENDS:
+        x = harness.isft(c, kind, backend=be)
+        assert rel_max(harness.sft(x, kind, backend=be), c) <= 1e-12, be
+    if kind == "dh":  # the grid with the most rows; the memory bar is 1.2 GiB
+        assert legendre_plan("dh", 512).table_bytes() <= 1.2 * 2**30
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", GRID_KINDS)
+def test_gradcheck(kind, backend):
+    b = 4
+    x = torch.randn(2, *harness.grid(kind, b).shape, dtype=torch.float64, requires_grad=True)
+    c = random_coefficients((2,), b, seed=1).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: harness.sft(t, kind, backend=backend), (x,))
+    assert torch.autograd.gradcheck(lambda t: harness.isft(t, kind, backend=backend), (c,))
+
+
+def test_leading_dims_and_linearity():
+    c = random_coefficients((2, 3), 6, seed=2)
+    x = harness.isft(c)
+    assert x.shape == (2, 3, 12, 12)
+    np.testing.assert_allclose(x[1, 2].numpy(), harness.isft(c[1, 2]).numpy(), atol=1e-14)
+    y = harness.sft(2 * x[0] - x[1])
+    np.testing.assert_allclose(y.numpy(), (2 * c[0] - c[1]).numpy(), atol=1e-12)
+
+
+def test_plan_cache_is_keyed_on_plain_values():
+    assert legendre_plan("soft", 12) is legendre_plan("soft", 12)
+    p32 = legendre_plan("soft", 12, torch.float32, "cpu")
+    assert p32 is legendre_plan("soft", 12, torch.float32, torch.device("cpu"))
+    assert all(t.dtype == torch.float32 for _, _, t in p32.chunks)
+
+
+def test_degree_norms_are_l2_norms_of_the_signal():
+    # Parseval: sum_l ||f_l||^2 = int f^2, checked by quadrature on the grid
+    c = random_coefficients((), 9, seed=4)
+    x = harness.isft(c, "gl")
+    g = harness.grid("gl", 9)
+    integral = float((torch.from_numpy(g.area_weights) * x * x).sum())
+    assert abs(float(harness.degree_norms(c).square().sum()) - integral) <= 1e-12 * integral
+
+
+def test_resize_coefficients_pads_and_truncates():
+    c = random_coefficients((2,), 4, seed=0)
+    up = harness.resize_coefficients(c, 7)
+    assert up.shape == (2, 7, 7) and torch.equal(up[:, :4, :4], c) and not up[:, 4:].any()
+    assert torch.equal(harness.resize_coefficients(up, 4), c)
+    # the same function on a finer grid: zero-padding is exact upsampling
+    g = harness.grid("dh", 7)
+    T, P = np.meshgrid(g.theta, g.phi, indexing="ij")
+    np.testing.assert_allclose(harness.isft(up).numpy(), evaluate(c.numpy(), T, P), atol=1e-12)
+
+
+class TestBadInput:
+    def test_shape_that_fits_no_bandwidth(self):
+        with pytest.raises(ValueError, match=r"x: grid shape .* \(9, 8\) fits no bandwidth of the 'dh'"):
+            harness.sft(torch.zeros(9, 8, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"'gl' grid, which is b x \(2b-1\)"):
+            harness.sft(torch.zeros(4, 8, dtype=torch.float64), "gl")
+
+    def test_bandwidth_below_one(self):
+        with pytest.raises(ValueError, match="bandwidth must be >= 1, got b = 0"):
+            harness.isft(torch.zeros(0, 0, dtype=torch.complex128))
+        with pytest.raises(ValueError, match="fits no bandwidth"):
+            harness.sft(torch.zeros(0, 0, dtype=torch.float64))
+
+    def test_unknown_grid_lists_valid_ones(self):
+        with pytest.raises(ValueError, match=r"unknown grid 'equiangular'; valid grids are \['dh', 'soft', 'gl'\]"):
+            harness.sft(torch.zeros(4, 4, dtype=torch.float64), "equiangular")
+        with pytest.raises(ValueError, match="valid grids"):
+            harness.isft(torch.zeros(2, 2, dtype=torch.complex128), "healpix")
+
+    def test_integer_or_complex_signal(self):
+        with pytest.raises(TypeError, match="x: expected a real float32 or float64 tensor, got dtype torch.int64"):
+            harness.sft(torch.zeros(4, 4, dtype=torch.int64))
+        with pytest.raises(TypeError, match="got dtype torch.complex128"):
+            harness.sft(torch.zeros(4, 4, dtype=torch.complex128))
+        with pytest.raises(TypeError, match="x: expected a torch.Tensor, got ndarray"):
+            harness.sft(np.zeros((4, 4)))
+
+    def test_real_coefficients(self):
+        with pytest.raises(TypeError, match="coeffs: expected a complex64 or complex128 tensor"):
+            harness.isft(torch.zeros(4, 4, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"coeffs: expected shape \[..., b, b\] \(l, m\), got shape \(4, 3\)"):
+            harness.isft(torch.zeros(4, 3, dtype=torch.complex128))
+
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+    def test_non_finite_values(self, bad):
+        x = torch.zeros(2, 8, 8, dtype=torch.float64)
+        x[1, 3, 4] = bad
+        with pytest.raises(ValueError, match="x: expected finite values, got 1 nan/inf entries"):
+            harness.sft(x)
+        c = torch.zeros(3, 3, dtype=torch.complex128)
+        c[1, 1] = complex(0, bad)
+        with pytest.raises(ValueError, match="coeffs: expected finite values"):
+            harness.isft(c)
+
+    def test_huge_but_finite_values_pass(self):
+        x = torch.full((4, 4), 1e308, dtype=torch.float64)  # the sum overflows; the values do not
+        for be in BACKENDS:
+            harness.sft(x, backend=be)  # must not raise
+
+    def test_unknown_backend(self):
+        with pytest.raises(ValueError, match=r"unknown backend 'shtns'; valid backends are \['torch', 'ducc0'\]"):
+            harness.sft(torch.zeros(4, 4, dtype=torch.float64), backend="shtns")
