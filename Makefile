@@ -28,7 +28,9 @@ bench: $(STAMP)
 ## side-by-side timing against torch-harmonics and ducc0 (installs the peers extra)
 peers: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,peers]'
-	$(BIN)/python benchmarks/peers_sht.py
+	$(BIN)/pip install -q --no-build-isolation --no-deps -c constraints.txt torch-harmonics==0.8.0
+	$(BIN)/python benchmarks/peers_sht.py --table-memory-512
+	$(BIN)/python benchmarks/peers_rotation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks
