@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .grids import bandwidth_from_shape, check_kind, grid, mirror_pairs
-from .legendre import legendre_diagonals
+from .legendre import legendre_diagonals, legendre_table
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
 _DUCC_GEOMETRY = {"dh": "DH", "soft": "F1", "gl": "GL"}
@@ -56,18 +56,26 @@ class LegendrePlan:
     nlon: int
     wscale: torch.Tensor  # [nlat] real: 2 pi w_j (the FFT already divides by nlon)
     n_north: int  # rows 0..nN-1 have theta <= pi/2
-    paired: tuple[int, int]  # north rows h0..h1-1 have a mirror row at pi - theta ...
-    south: torch.Tensor  # [h1-h0] long: ... namely these rows
+    paired: tuple[int, int]  # north rows h0..h1-1 have mirror rows at pi - theta ...
+    south: tuple[int, int]  # ... namely rows s1-1 down to s0 (a reversed contiguous range)
     chunks: tuple[tuple[int, int, torch.Tensor], ...]  # (q0, q1, table [q1-q0, rows, nN])
     slot: torch.Tensor  # [packed rows] long: l*b + m of each packed row (0 for padding rows)
     gather: torch.Tensor  # [b*b] long: packed row of (l, m), or the appended zero row if m > l
+    dense: torch.Tensor | None  # small b only: [m, l, nlat] full table, used instead of chunks
 
     def table_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for _, _, t in self.chunks)
+        tabs = [t for _, _, t in self.chunks] + ([self.dense] if self.dense is not None else [])
+        return sum(t.numel() * t.element_size() for t in tabs)
 
 
 def _n_chunks(b: int) -> int:
     return max(1, min(16, b // 8))
+
+
+# Up to this bandwidth the plan is one plain [m, l, nlat] table and each direction is a single
+# bmm between two transposes: the work is too small for the triangle/parity packing to pay for
+# its extra data movement (measured: at b = 16-32 one plain bmm is 10-50% faster, at b = 48-64 they are even).
+DENSE_MAX_BANDWIDTH = 32
 
 
 @functools.lru_cache(maxsize=8)
@@ -75,6 +83,12 @@ def _plan_float64(kind: str, b: int) -> LegendrePlan:
     g = grid(kind, b)
     north, mirror = mirror_pairs(g)
     nN = north.size
+    if b <= DENSE_MAX_BANDWIDTH:
+        dense = torch.from_numpy(legendre_table(b, g.theta).transpose(1, 0, 2).copy())  # [m, l, j]
+        empty = torch.zeros(0, dtype=torch.long)
+        return LegendrePlan(kind=kind, bandwidth=b, nlat=g.nlat, nlon=g.nlon,
+                            wscale=torch.from_numpy(2 * np.pi * g.weights), n_north=nN, paired=(0, 0),
+                            south=(g.nlat, g.nlat), chunks=(), slot=empty, gather=empty, dense=dense)
     # blocks q = 2m + p have rows k = p, p+2, ... < b - m  (l = m + k)
     q = np.arange(2 * b)
     rows = np.maximum((b - q // 2 - q % 2 + 1) // 2, 0)
@@ -102,8 +116,10 @@ def _plan_float64(kind: str, b: int) -> LegendrePlan:
     )
     has = np.flatnonzero(mirror >= 0)
     h0, h1 = (int(has[0]), int(has[-1]) + 1) if has.size else (0, 0)
-    if not (np.array_equal(north, np.arange(nN)) and np.array_equal(has, np.arange(h0, h1))):
-        raise RuntimeError(f"grid {kind!r}: expected contiguous northern and paired rows")
+    s0, s1 = g.nlat - (h1 - h0), g.nlat
+    if not (np.array_equal(north, np.arange(nN)) and np.array_equal(has, np.arange(h0, h1))
+            and np.array_equal(mirror[has], np.arange(s1 - 1, s0 - 1, -1))):
+        raise RuntimeError(f"grid {kind!r}: expected contiguous northern, paired and southern rows")
     return LegendrePlan(
         kind=kind,
         bandwidth=b,
@@ -112,10 +128,11 @@ def _plan_float64(kind: str, b: int) -> LegendrePlan:
         wscale=torch.from_numpy(2 * np.pi * g.weights),
         n_north=nN,
         paired=(h0, h1),
-        south=torch.from_numpy(mirror[has]),
+        south=(s0, s1),
         chunks=chunks,
         slot=torch.from_numpy(slot),
         gather=torch.from_numpy(gather),
+        dense=None,
     )
 
 
@@ -135,10 +152,11 @@ def _plan_cast(kind: str, b: int, dtype: str, device: str) -> LegendrePlan:
         wscale=mv(p.wscale),
         n_north=p.n_north,
         paired=p.paired,
-        south=mv(p.south),
+        south=p.south,
         chunks=tuple((q0, q1, mv(t).contiguous()) for q0, q1, t in p.chunks),
         slot=mv(p.slot),
         gather=mv(p.gather),
+        dense=None if p.dense is None else mv(p.dense).contiguous(),
     )
 
 
@@ -156,14 +174,19 @@ def _analysis_torch(x: torch.Tensor, p: LegendrePlan, w: torch.Tensor) -> torch.
 
     With ``w = 2 pi w_j`` this is the sft; with ``w = nlon`` it is the adjoint of the synthesis.
     """
-    B, b, nN, (h0, h1) = x.shape[0], p.bandwidth, p.n_north, p.paired
+    B, b, nN, (h0, h1), (s0, s1) = x.shape[0], p.bandwidth, p.n_north, p.paired, p.south
     X = torch.view_as_real(torch.fft.rfft(x, dim=-1, norm="forward"))[:, :, :b]  # [B, nlat, b, 2]
+    if p.dense is not None:
+        xm = torch.empty(b, p.nlat, B, 2, dtype=x.dtype, device=x.device)
+        torch.mul(X.permute(2, 1, 0, 3), w[None, :, None, None], out=xm)
+        y = torch.bmm(p.dense, xm.view(b, p.nlat, 2 * B))  # [m, l, 2B]
+        return torch.view_as_complex(y.view(b, b, B, 2).permute(2, 1, 0, 3).contiguous())
     # even/odd parts in the layout the matmul wants: eo[m, parity, j, B, re/im], weights folded in
     eo = torch.empty(b, 2, nN, B, 2, dtype=x.dtype, device=x.device)
     w = w[:, None, None]
     torch.mul(X[:, :nN].permute(2, 1, 0, 3), w[:nN], out=eo[:, 0])
     eo[:, 1] = eo[:, 0]
-    xs = X[:, p.south].permute(2, 1, 0, 3) * w[h0:h1]  # mirror rows, same weights
+    xs = X[:, s0:s1].flip(1).permute(2, 1, 0, 3) * w[h0:h1]  # mirror rows, same weights
     eo[:, 0, h0:h1] += xs
     eo[:, 1, h0:h1] -= xs
     eo = eo.view(2 * b, nN, 2 * B)
@@ -180,7 +203,15 @@ def _analysis_torch(x: torch.Tensor, p: LegendrePlan, w: torch.Tensor) -> torch.
 
 def _synthesis_torch(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
     """``[B, b, b]`` complex -> ``[B, nlat, nlon]`` real: ``sum_l f^0_l Y^0_l + 2 Re sum_{m>0} f^m_l Y^m_l``."""
-    B, b, nN, (h0, h1) = c.shape[0], p.bandwidth, p.n_north, p.paired
+    B, b, nN, (h0, h1), (s0, s1) = c.shape[0], p.bandwidth, p.n_north, p.paired, p.south
+    nf = p.nlon // 2 + 1  # irfft's input length: give it exactly that, so it does not pad
+    if p.dense is not None:
+        cm = torch.view_as_real(c.resolve_conj()).permute(2, 1, 0, 3).reshape(b, b, 2 * B)  # [m, l, 2B]
+        y = torch.bmm(p.dense.transpose(1, 2), cm)  # [m, nlat, 2B]
+        F = torch.empty(B, p.nlat, nf, 2, dtype=y.dtype, device=c.device)
+        F[:, :, b:] = 0
+        F[:, :, :b] = y.view(b, p.nlat, B, 2).permute(2, 1, 0, 3)
+        return torch.fft.irfft(torch.view_as_complex(F), n=p.nlon, dim=-1, norm="forward")
     C = torch.view_as_real(c.resolve_conj()).permute(1, 2, 0, 3).reshape(b * b, 2 * B)
     packed = C[p.slot]  # padding rows read (0, 0); their table rows are zero
     rdt = packed.dtype
@@ -192,9 +223,10 @@ def _synthesis_torch(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
         o += n
     G = G.view(b, 2, nN, B, 2)
     ge, go = G[:, 0], G[:, 1]
-    F = torch.empty(B, p.nlat, b, 2, dtype=rdt, device=c.device)
-    torch.add(ge, go, out=F[:, :nN].permute(2, 1, 0, 3))
-    F[:, p.south] = (ge[:, h0:h1] - go[:, h0:h1]).permute(2, 1, 0, 3)
+    F = torch.empty(B, p.nlat, nf, 2, dtype=rdt, device=c.device)
+    F[:, :, b:] = 0
+    torch.add(ge, go, out=F[:, :nN, :b].permute(2, 1, 0, 3))
+    F[:, s0:s1, :b] = (ge[:, h0:h1] - go[:, h0:h1]).flip(1).permute(2, 1, 0, 3)
     return torch.fft.irfft(torch.view_as_complex(F), n=p.nlon, dim=-1, norm="forward")
 
 
