@@ -1,0 +1,421 @@
+"""Rotations: Haar sampling, matrix / quaternion / ZYZ-Euler conversions, Wigner-D, exact rotation.
+
+Conventions (``docs/conventions.md``):
+
+* A rotation acts on signals by ``(g.f)(p) = f(R^-1 p)``.
+* ZYZ Euler angles: ``R = Rz(alpha) Ry(beta) Rz(gamma)``, scipy's ``as_euler("ZYZ")`` (capitals).
+* Quaternions are scalar-last ``(x, y, z, w)``, as scipy's ``as_quat()``.
+* In the complex basis of :mod:`harness.transforms`,
+  ``(g.f)^{m'}_l = sum_m D^l_{m'm}(R) f^m_l`` with
+  ``D^l_{m'm} = exp(-i m' alpha) d^l_{m'm}(beta) exp(-i m gamma)``,
+  ``d^l(beta) = exp(-i beta J_y)`` (Wikipedia's Wigner d), and the factorization used to apply it
+  ``d^l(beta) = Z(pi/2) Delta^l Z(beta) Delta^lT Z(-pi/2)``, ``Z(t) = diag(exp(-i m t))``,
+  ``Delta^l = d^l(pi/2)`` real and cached per bandwidth: applying D costs O(l^2) per degree, so
+  O(b^3) per (signal, rotation), and no D matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.special import gammaln
+
+from .transforms import check_coefficients, isft, sft
+from .grids import check_bandwidth, grid
+
+_RESCALE = 1e150
+
+
+# --------------------------------------------------------------------------- validation
+def check_rotation(R: object, name: str = "R", atol: float = 1e-6) -> torch.Tensor:
+    """Validate ``[..., 3, 3]`` real rotation matrices (orthogonal, det +1, within ``atol``)."""
+    if not isinstance(R, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of rotation matrices [..., 3, 3], got {type(R).__name__}")
+    if R.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name}: expected float32 or float64 rotation matrices, got dtype {R.dtype}")
+    if R.dim() < 2 or R.shape[-2:] != (3, 3):
+        raise ValueError(f"{name}: expected shape [..., 3, 3], got shape {tuple(R.shape)}")
+    if R.numel() == 0:
+        return R
+    if not bool(torch.isfinite(R).all()):
+        raise ValueError(f"{name}: expected finite rotation matrices, got nan/inf entries")
+    R64 = R.double()
+    eye = torch.eye(3, dtype=torch.float64, device=R.device)
+    orth = float((R64.transpose(-1, -2) @ R64 - eye).abs().amax())
+    det = float((torch.linalg.det(R64) - 1).abs().amax())
+    if orth > atol or det > atol:
+        raise ValueError(f"{name}: not a rotation: max |R^T R - I| = {orth:.2e}, max |det R - 1| = {det:.2e}"
+                         f" (tolerance {atol:g})")
+    return R
+
+
+# --------------------------------------------------------------------------- sampling, conversions
+def random_rotations(n: int, seed: int | None = None, generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``[n, 3, 3]`` rotations from the Haar measure on SO(3).
+
+    A unit quaternion from a normalized 4-D standard Gaussian is uniform on S^3, so its rotation is
+    Haar-distributed. Uses its own generator (``seed`` or ``generator``), never torch's global RNG.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n: expected an int >= 0, got {n!r}")
+    if generator is None:
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+    q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
+    q = q / q.norm(dim=-1, keepdim=True)
+    return quaternion_to_matrix(q).to(dtype)
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions ``[..., 4]`` (x, y, z, w) -> ``[..., 3, 3]``."""
+    q = q / q.norm(dim=-1, keepdim=True)
+    x, y, z, w = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
+    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
+
+
+def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
+    """``[..., 3, 3]`` -> unit quaternions ``[..., 4]`` (x, y, z, w), w >= 0.
+
+    Picks, per matrix, the largest of 4w^2, 4x^2, 4y^2, 4z^2 as the pivot (Shepperd's method).
+    """
+    check_rotation(R)
+    m = R
+    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    cands = torch.stack([
+        torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + tr], -1),
+        torch.stack([1 + 2 * m[..., 0, 0] - tr, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 2, 1] - m[..., 1, 2]], -1),
+        torch.stack([m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - tr, m[..., 1, 2] + m[..., 2, 1], m[..., 0, 2] - m[..., 2, 0]], -1),
+        torch.stack([m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - tr, m[..., 1, 0] - m[..., 0, 1]], -1),
+    ], dim=-2)  # [..., 4 candidates, 4]; candidate i is 4 q_i q (up to sign)
+    pivot = torch.stack([1 + tr, 1 + 2 * m[..., 0, 0] - tr, 1 + 2 * m[..., 1, 1] - tr, 1 + 2 * m[..., 2, 2] - tr], -1)
+    best = pivot.argmax(-1)
+    q = torch.gather(cands, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
+    q = q / q.norm(dim=-1, keepdim=True)
+    return torch.where(q[..., 3:] < 0, -q, q)
+
+
+def _rz(t: torch.Tensor) -> torch.Tensor:
+    c, s, o, z = torch.cos(t), torch.sin(t), torch.ones_like(t), torch.zeros_like(t)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(*t.shape, 3, 3)
+
+
+def _ry(t: torch.Tensor) -> torch.Tensor:
+    c, s, o, z = torch.cos(t), torch.sin(t), torch.ones_like(t), torch.zeros_like(t)
+    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(*t.shape, 3, 3)
+
+
+def euler_zyz_to_matrix(alpha: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``R = Rz(alpha) Ry(beta) Rz(gamma)``, shapes broadcast, -> ``[..., 3, 3]``."""
+    alpha, beta, gamma = torch.broadcast_tensors(*(torch.as_tensor(a, dtype=torch.float64) for a in (alpha, beta, gamma)))
+    return _rz(alpha) @ _ry(beta) @ _rz(gamma)
+
+
+def matrix_to_euler_zyz(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[..., 3, 3]`` -> ``(alpha, beta, gamma)`` with beta in [0, pi].
+
+    alpha and beta from the third column; gamma from ``Ry(beta)^T Rz(alpha)^T R = Rz(gamma)``, so
+    the angles reproduce R to rounding also at and near gimbal lock (beta = 0 or pi, where only
+    alpha +- gamma is defined and alpha is 0).
+    """
+    return _euler_zyz(check_rotation(R))
+
+
+def _euler_zyz(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    alpha = torch.atan2(R[..., 1, 2], R[..., 0, 2])
+    beta = torch.atan2(torch.hypot(R[..., 0, 2], R[..., 1, 2]), R[..., 2, 2])
+    M = (_rz(alpha) @ _ry(beta)).transpose(-1, -2) @ R
+    gamma = torch.atan2(M[..., 1, 0], M[..., 0, 0])
+    return alpha, beta, gamma
+
+
+# --------------------------------------------------------------------------- Wigner d and D
+def wigner_d(bandwidth: int, beta: torch.Tensor | float) -> torch.Tensor:
+    """Wigner small-d for all degrees, ``[..., b, 2b-1, 2b-1]`` float64:
+    ``d[..., l, m' + b - 1, m + b - 1] = d^l_{m'm}(beta)``, zero where max(|m|, |m'|) > l.
+
+    Three-term recurrence in l (Kostelec & Rockmore 2008, eq. 4.5) from the closed form at
+    l = max(|m|, |m'|), with seeds in log space and running rescaling (no underflow near beta = 0
+    or pi). O(b^3) per angle.
+    """
+    b = check_bandwidth(bandwidth)
+    beta = torch.as_tensor(beta, dtype=torch.float64).cpu()
+    if beta.numel() and not bool(((beta >= 0) & (beta <= math.pi)).all()):
+        raise ValueError(f"beta: expected angles in [0, pi] (ZYZ), got values from {float(beta.min()):.4g}"
+                         f" to {float(beta.max()):.4g}; use d(-beta) = d(beta)^T or matrix_to_euler_zyz")
+    bt = beta.reshape(-1).numpy()[:, None, None]
+    k = np.arange(-b + 1, b, dtype=np.float64)
+    mp, m = k[:, None], k[None, :]
+    l0 = np.maximum(np.abs(mp), np.abs(m))
+    # the one surviving term of Wigner's sum at l = l0
+    s = np.select([l0 == mp, l0 == -mp, l0 == m], [0 * m, l0 + m, l0 - mp], 0 * m)
+    lf = 0.5 * (gammaln(l0 + mp + 1) + gammaln(l0 - mp + 1) + gammaln(l0 + m + 1) + gammaln(l0 - m + 1)) - (
+        gammaln(l0 + m - s + 1) + gammaln(s + 1) + gammaln(mp - m + s + 1) + gammaln(l0 - mp - s + 1))
+    pc, ps = 2 * l0 + m - mp - 2 * s, mp - m + 2 * s  # powers of cos(beta/2), sin(beta/2)
+    sign = np.where((mp - m + s) % 2 == 0, 1.0, -1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc, logs = np.log(np.cos(bt / 2)), np.log(np.sin(bt / 2))
+        logseed = lf + np.where(pc > 0, pc * logc, 0.0) + np.where(ps > 0, ps * logs, 0.0)
+    zero = ~np.isfinite(logseed)
+    logseed = np.where(zero, 0.0, logseed)
+    seed = np.where(zero, 0.0, sign * np.ones_like(logseed))
+    cb = np.cos(bt)
+    out = np.zeros((bt.shape[0], b, 2 * b - 1, 2 * b - 1))
+    d1 = np.zeros_like(seed)
+    d2 = np.zeros_like(seed)
+    logscale = np.zeros_like(seed)
+    for l in range(b):  # table construction: vectorized over angles and (m', m)
+        j = l - 1  # the recurrence goes from degree j to j + 1 = l
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A = (j + 1) * (2 * j + 1) / np.sqrt(((j + 1) ** 2 - m * m) * ((j + 1) ** 2 - mp * mp))
+            B = m * mp / (j * (j + 1.0)) if j > 0 else 0.0 * m
+            C = np.sqrt((j * j - m * m) * (j * j - mp * mp)) / (j * (2 * j + 1.0)) if j > 0 else 0.0 * m
+        with np.errstate(invalid="ignore"):
+            rec = np.where(l0 < l, A * ((cb - B) * d1 - np.where(l0 < j, C, 0.0) * d2), 0.0)
+        new = np.where(l0 == l, seed, rec)
+        logscale = np.where(l0 == l, logseed, logscale)
+        big = np.abs(new) > _RESCALE
+        if big.any():
+            new = np.where(big, new / _RESCALE, new)
+            d1 = np.where(big, d1 / _RESCALE, d1)
+            logscale = logscale + big * math.log(_RESCALE)
+        d2, d1 = d1, new
+        with np.errstate(divide="ignore"):
+            out[:, l] = np.sign(new) * np.exp(np.log(np.abs(new)) + logscale)
+    return torch.from_numpy(out).reshape(*beta.shape, b, 2 * b - 1, 2 * b - 1)
+
+
+def _delta_quadrant(b: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(l, q_l)`` with ``q_l[m', m] = d^l_{m'm}(pi/2)`` for m', m = 0..b-1 (zero past l).
+
+    The recurrence of :func:`wigner_d` at cos(beta) = 0 on the quadrant m', m >= 0, with seeds
+    ``sqrt(binom(2l, l+k)) 2^-l`` from running products rather than exp(gammaln): a seed's
+    relative error carries over to every later degree of its (m', m) sequence, and exp of a
+    log near -350 is only good to ~4e-14. This keeps ``Delta^T Delta = I`` to ~5e-15 at l = 511
+    (1.2e-12 with gammaln seeds). O(b^3) work, O(b^2) memory.
+    """
+    k = np.arange(b, dtype=np.float64)
+    # C[l, k] = sqrt(binom(2l, l+k)) / 2^l for k <= l: C[l, 0]^2 = prod_{i<l} (2i+1)/(2i+2),
+    # C[l, k+1] / C[l, k] = sqrt((l-k)/(l+k+1))
+    c0 = np.sqrt(np.concatenate([[1.0], np.cumprod((2 * k[:-1] + 1) / (2 * k[:-1] + 2))]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(k[None, :] < k[:, None], np.sqrt((k[:, None] - k[None, :]) / (k[:, None] + k[None, :] + 1)), 0.0)
+    C = c0[:, None] * np.concatenate([np.ones((b, 1)), np.cumprod(ratio[:, :-1], axis=1)], axis=1)
+    mp, m = k[:, None], k[None, :]
+    l0 = np.maximum(mp, m)
+    li0, mi = l0.astype(np.int64), m.astype(np.int64)
+    seed = C[li0, np.minimum(mp, m).astype(np.int64)] * np.where((mp >= m) & ((li0 - mi) % 2 == 1), -1.0, 1.0)
+    d1, d2 = np.zeros((b, b)), np.zeros((b, b))
+    for l in range(b):  # table construction, vectorized over (m', m)
+        j = l - 1.0
+        if l < 2:
+            rec = np.zeros((b, b))  # d^1_00(pi/2) = cos(pi/2) = 0; nothing else precedes its seed
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                A = (j + 1) * (2 * j + 1) / np.sqrt(((j + 1) ** 2 - m * m) * ((j + 1) ** 2 - mp * mp))
+                Cc = np.sqrt((j * j - m * m) * (j * j - mp * mp)) / (j * (2 * j + 1))
+                rec = np.where(l0 < l, A * (-(m * mp / (j * (j + 1))) * d1 - np.where(l0 < j, Cc, 0.0) * d2), 0.0)
+        new = np.where(l0 == l, seed, rec)
+        yield l, new
+        d2, d1 = d1, new
+
+
+def delta_block(bandwidth: int, l: int) -> torch.Tensor:
+    """``[2l+1, 2l+1]`` float64 ``Delta^l = d^l(pi/2)`` (index m + l), from the quadrant by
+    ``d_{m',-m} = (-1)^(l+m') d_{m'm}``, ``d_{-m',m} = (-1)^(l+m) d_{m'm}``, ``d_{-m',-m} = (-1)^(m'-m) d_{m'm}``."""
+    for deg, q in _delta_quadrant(l + 1):
+        if deg == l:
+            break
+    ms = np.arange(-l, l + 1)
+    a = np.abs(ms)
+    ap, am = a[:, None], a[None, :]
+    negp, negm = (ms < 0)[:, None], (ms < 0)[None, :]
+    sign = np.where(negp & negm, (-1.0) ** (ap + am),
+                    np.where(negm, (-1.0) ** (l + ap), np.where(negp, (-1.0) ** (l + am), 1.0)))
+    return torch.from_numpy(sign * q[ap, am])
+
+
+@dataclass(frozen=True, eq=False)
+class RotationPlan:
+    """Cached tables to rotate coefficients of bandwidth b: the quadrant of ``Delta^l`` split by
+    the parity of ``l + m' + m`` (even part acts on real parts, odd part on imaginary parts), in
+    degree chunks ``(l0, l1, even [l1-l0, l1, l1], odd [l1-l0, l1, l1])``."""
+
+    bandwidth: int
+    chunks: tuple[tuple[int, int, torch.Tensor, torch.Tensor], ...]
+
+    def table_bytes(self) -> int:
+        return sum(e.numel() * e.element_size() * 2 for _, _, e, _ in self.chunks)
+
+
+@functools.lru_cache(maxsize=4)
+def _rotation_plan64(b: int) -> RotationPlan:
+    nchunks = max(1, min(8, b // 16))
+    bounds = np.unique(np.round(np.linspace(0, b, nchunks + 1)).astype(int))
+    tabs = [(int(l0), int(l1), np.zeros((l1 - l0, l1, l1)), np.zeros((l1 - l0, l1, l1)))
+            for l0, l1 in zip(bounds[:-1], bounds[1:])]
+    k = np.arange(b)
+    for l, q in _delta_quadrant(b):
+        l0, l1, ev, od = next(t for t in tabs if t[0] <= l < t[1])
+        even = (l + k[:l1, None] + k[None, :l1]) % 2 == 0
+        ev[l - l0] = np.where(even, q[:l1, :l1], 0.0)
+        od[l - l0] = np.where(even, 0.0, q[:l1, :l1])
+    return RotationPlan(b, tuple((l0, l1, torch.from_numpy(e), torch.from_numpy(o)) for l0, l1, e, o in tabs))
+
+
+@functools.lru_cache(maxsize=8)
+def _rotation_plan_cast(b: int, dtype: str, device: str) -> RotationPlan:
+    dt, dev = getattr(torch, dtype), torch.device(device)
+    p = _rotation_plan64(b)
+    return RotationPlan(b, tuple((l0, l1, e.to(dev, dt), o.to(dev, dt)) for l0, l1, e, o in p.chunks))
+
+
+def rotation_plan(bandwidth: int, dtype: torch.dtype = torch.float64,
+                  device: torch.device | str = "cpu") -> RotationPlan:
+    """The cached rotation tables, keyed on (bandwidth, dtype name, device name); built in float64."""
+    b, dev = check_bandwidth(bandwidth), torch.device(device)
+    if dtype == torch.float64 and dev.type == "cpu":
+        return _rotation_plan64(b)
+    return _rotation_plan_cast(b, str(dtype).removeprefix("torch."), str(dev))
+
+
+def _phases(t: torch.Tensor, m: torch.Tensor, cdtype: torch.dtype) -> torch.Tensor:
+    """``[..., len(m)]`` ``exp(-i m t)``."""
+    tm = t[..., None].double() * m.double()
+    return torch.polar(torch.ones_like(tm), -tm).to(cdtype)
+
+
+def wigner_D(bandwidth: int, R: torch.Tensor) -> torch.Tensor:
+    """Explicit Wigner D for all degrees: ``[..., b, 2b-1, 2b-1]`` complex128,
+    ``D[..., l, m' + b - 1, m + b - 1] = D^l_{m'm}(R)``; O(b^3) per rotation (recurrence).
+
+    Memory is 16 (2b-1)^2 b bytes per rotation (128 MiB at b = 128): it is for checks and small
+    bandwidths. To rotate signals use :func:`rotate_coefficients`, which never forms D.
+    """
+    b = check_bandwidth(bandwidth)
+    check_rotation(R)
+    alpha, beta, gamma = _euler_zyz(R.double().cpu())
+    m = torch.arange(-b + 1, b, dtype=torch.float64)
+    d = wigner_d(b, beta).to(torch.complex128)
+    D = _phases(alpha, m, torch.complex128)[..., None, :, None] * d * _phases(gamma, m, torch.complex128)[..., None, None, :]
+    return D.to(R.device)
+
+
+def _broadcast_lead(a: torch.Tensor, R: torch.Tensor, name: str) -> torch.Size:
+    try:
+        return torch.broadcast_shapes(a.shape[:-2], R.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"{name} and R: batch dims {tuple(a.shape[:-2])} and {tuple(R.shape[:-2])}"
+                         " do not broadcast") from None
+
+
+def _apply_half(plan: RotationPlan, X: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """``Y_k = sum_{m>=0} Delta_{mk} (X_m + (-1)^(l+k+m) conj X_m)`` (or ``Delta_{km}``), the
+    action of ``Delta^T`` (``Delta``) on the m >= 0 half of a real signal's coefficients.
+
+    X: ``[b, b, 2, P]`` (l, m, re/im, pairs), already weighted by 1 (m = 0) or 2 (m > 0).
+    """
+    out = torch.zeros_like(X)
+    for l0, l1, ev, od in plan.chunks:
+        e, o = (ev.transpose(1, 2), od.transpose(1, 2)) if transpose else (ev, od)
+        out[l0:l1, :l1, 0] = e @ X[l0:l1, :l1, 0]
+        out[l0:l1, :l1, 1] = o @ X[l0:l1, :l1, 1]
+    return out
+
+
+def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """Exact rotation of bandlimited real signals in the coefficient domain.
+
+    coeffs ``[*S, b, b]`` complex; R ``[*N, 3, 3]``. Leading dims broadcast as in torch
+    (``coeffs[:, None]`` with ``R[None]`` rotates every signal by every rotation); returns
+    ``[*broadcast(S, N), b, b]``, the coefficients of ``f(R^-1 p)``.
+
+    ``D = Z(alpha + pi/2) Delta Z(beta) Delta^T Z(gamma - pi/2)`` applied per degree on the m >= 0
+    half only (a real signal's other half is its mirror): two real matmuls of (l+1)^2 per degree
+    and step, a quarter of the work of the full complex (2l+1)^2 product.
+    """
+    b = check_coefficients(coeffs)
+    check_rotation(R)
+    lead = _broadcast_lead(coeffs, R, "coeffs")
+    cdt, rdt = coeffs.dtype, coeffs.real.dtype
+    alpha, beta, gamma = _euler_zyz(R.double())
+    m = torch.arange(b, device=coeffs.device)
+    w = torch.where(m == 0, 1.0, 2.0).to(rdt)[:, None, None]  # +m and -m together
+    half = math.pi / 2
+    c = torch.cat([coeffs[..., :1].real.to(cdt), coeffs[..., 1:]], dim=-1)  # Im f^0_l is ignored
+    F = (c * _phases(gamma - half, m, cdt)[..., None, :]).expand(*lead, b, b).reshape(-1, b, b)
+    P = F.shape[0]
+    plan = rotation_plan(b, rdt, coeffs.device)
+    X = torch.view_as_real(F).permute(1, 2, 3, 0) * w  # [l, m, re/im, P]
+    G = torch.view_as_complex(_apply_half(plan, X, transpose=True).permute(0, 1, 3, 2).contiguous())
+    G = G * _phases(beta.expand(lead).reshape(-1), m, cdt).T  # [l, k, P] * e^{-ik beta}
+    H = _apply_half(plan, torch.view_as_real(G).permute(0, 1, 3, 2) * w, transpose=False)
+    H = torch.view_as_complex(H.permute(3, 0, 1, 2).contiguous())  # [P, l, m']
+    H = H * _phases((alpha + half).expand(lead).reshape(-1), m, cdt)[:, None, :]
+    return H.reshape(*lead, b, b)
+
+
+def rotate(x: torch.Tensor, R: torch.Tensor, kind: str = "dh", *, method: str = "exact",
+           backend: str | None = None) -> torch.Tensor:
+    """Rotate grid signals ``x`` ``[*S, nlat, nlon]`` by ``R`` ``[*N, 3, 3]``: ``(g.x)(p) = x(R^-1 p)``.
+
+    method "exact": grid -> coefficients -> Wigner-D -> grid (exact for bandlimited x).
+    method "interpolate": resample x at ``R^-1 p`` by bilinear interpolation in (theta, phi), what
+    data augmentation does in practice (its error is the approximation the harness reports).
+    """
+    if method == "exact":
+        return isft(rotate_coefficients(sft(x, kind, backend=backend), R), kind, backend=backend)
+    if method == "interpolate":
+        return _rotate_interpolate(x, R, kind)
+    raise ValueError(f"method: unknown method {method!r}; valid methods are ['exact', 'interpolate']")
+
+
+def _rotate_interpolate(x: torch.Tensor, R: torch.Tensor, kind: str) -> torch.Tensor:
+    from .transforms import check_signal
+
+    b = check_signal(x, kind)
+    check_rotation(R)
+    lead = _broadcast_lead(x, R, "x")
+    g = grid(kind, b)
+    p = torch.tensor(g.points()).to(x)  # [nlat, nlon, 3]
+    q = torch.einsum("...ji,abj->...abi", R.to(x), p)  # R^T p = R^-1 p, [*N, nlat, nlon, 3]
+    th = torch.arccos(q[..., 2].clamp(-1, 1))
+    u = torch.remainder(torch.atan2(q[..., 1], q[..., 0]), 2 * math.pi) / (2 * math.pi / g.nlon)
+    # ghost rows past each pole: the first/last row seen across the pole (phi + pi), so that
+    # points between the outermost row and the pole interpolate through the pole
+    half = g.nlon / 2
+    def across(row: torch.Tensor) -> torch.Tensor:  # row at phi + pi, linear in phi if between samples
+        lo = math.floor(half)
+        r0 = torch.roll(row, -lo, dims=-1)
+        return r0 if lo == half else 0.5 * (r0 + torch.roll(row, -lo - 1, dims=-1))
+    xe = torch.cat([across(x[..., :1, :]), x, across(x[..., -1:, :])], dim=-2)
+    theta = torch.tensor(np.concatenate([[-g.theta[0]], g.theta, [2 * np.pi - g.theta[-1]]])).to(x)
+    j1 = torch.searchsorted(theta, th.contiguous(), right=True).clamp(1, theta.numel() - 1)
+    j0 = j1 - 1
+    t0, t1 = theta[j0], theta[j1]
+    wt = torch.where(t1 > t0, (th - t0) / (t1 - t0).clamp_min(1e-300), torch.zeros_like(th)).clamp(0, 1)
+    k0f = torch.floor(u)
+    wp = u - k0f
+    k0 = k0f.long() % g.nlon
+    k1 = (k0 + 1) % g.nlon
+    xb = xe.expand(*lead, *xe.shape[-2:])
+    flat = xb.reshape(*lead, -1)
+
+    def at(j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return torch.gather(flat, -1, (j * g.nlon + k).expand(*lead, *j.shape[-2:]).reshape(*lead, -1))
+
+    wt, wp = wt.expand(*lead, *wt.shape[-2:]).reshape(*lead, -1), wp.expand(*lead, *wp.shape[-2:]).reshape(*lead, -1)
+    v = (1 - wt) * ((1 - wp) * at(j0, k0) + wp * at(j0, k1)) + wt * ((1 - wp) * at(j1, k0) + wp * at(j1, k1))
+    return v.reshape(*lead, g.nlat, g.nlon)
