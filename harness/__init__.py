@@ -1,13 +1,25 @@
 """harness: SO(3)-equivariance error analysis for spherical CNNs.
 
 The pipeline, one module per idea (each imports only those above it):
-``grids`` -> ``legendre`` -> ``transforms``.
+``grids`` -> ``legendre`` -> ``transforms`` -> ``rotations``.
 """
 
 from .grids import GRID_KINDS, Grid, grid
+from .rotations import (
+    euler_zyz_to_matrix,
+    matrix_to_euler_zyz,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+    random_rotations,
+    rotate,
+    rotate_coefficients,
+    wigner_D,
+)
 from .transforms import BACKENDS, degree_norms, isft, resize_coefficients, sft
 
 __version__ = "0.1.0"
 
 __all__ = ["GRID_KINDS", "Grid", "grid", "BACKENDS", "sft", "isft", "resize_coefficients",
-           "degree_norms", "__version__"]
+           "degree_norms", "random_rotations", "rotate", "rotate_coefficients", "wigner_D",
+           "euler_zyz_to_matrix", "matrix_to_euler_zyz", "matrix_to_quaternion",
+           "quaternion_to_matrix", "__version__"]

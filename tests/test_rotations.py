@@ -130,6 +130,14 @@ def test_group_laws_b512_on_selected_degrees():
         assert float((dl.T @ dl - torch.eye(2 * l + 1, dtype=torch.float64)).abs().max()) <= 1e-12
         par = torch.fliplr(torch.diag(torch.tensor([(-1.0) ** (l - m) for m in range(-l, l + 1)])))
         assert float((dl @ dl - par).abs().max()) <= 1e-12
+    # and the whole rotation at b = 512: R then R^-1, composition, per-degree norms
+    c = random_coefficients((1,), b, seed=9)
+    R = random_rotations(2, seed=9)
+    rc = rotate_coefficients(c, R[0])
+    assert float((rotate_coefficients(rc, R[0].T) - c).abs().max() / c.abs().max()) <= 1e-12
+    assert float((degree_norms(rc) - degree_norms(c)).abs().max() / degree_norms(c).max()) <= 1e-12
+    two = rotate_coefficients(rotate_coefficients(c, R[1]), R[0])
+    assert float((two - rotate_coefficients(c, R[0] @ R[1])).abs().max() / c.abs().max()) <= 1e-12
 
 
 # --------------------------------------------------------------------------- rotating signals
