@@ -1,10 +1,12 @@
 """harness: SO(3)-equivariance error analysis for spherical CNNs.
 
 The pipeline, one module per idea (each imports only those above it):
-``grids`` -> ``legendre`` -> ``transforms`` -> ``rotations``.
+``grids`` -> ``legendre`` -> ``transforms`` -> ``rotations`` -> ``layers`` -> ``models``.
 """
 
 from .grids import GRID_KINDS, Grid, grid
+from .layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
+from .models import PRESETS, SphericalModel, build_model
 from .rotations import (
     euler_zyz_to_matrix,
     matrix_to_euler_zyz,
@@ -22,4 +24,5 @@ __version__ = "0.1.0"
 __all__ = ["GRID_KINDS", "Grid", "grid", "BACKENDS", "sft", "isft", "resize_coefficients",
            "degree_norms", "random_rotations", "rotate", "rotate_coefficients", "wigner_D",
            "euler_zyz_to_matrix", "matrix_to_euler_zyz", "matrix_to_quaternion",
-           "quaternion_to_matrix", "__version__"]
+           "quaternion_to_matrix", "SphericalConv", "Pointwise", "SpectralPool",
+           "InvariantDescriptor", "build_model", "SphericalModel", "PRESETS", "__version__"]

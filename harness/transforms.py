@@ -26,6 +26,7 @@ Two paths behind one API:
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -494,9 +495,12 @@ def resize_coefficients(coeffs: torch.Tensor, bandwidth: int) -> torch.Tensor:
 
 def degree_norms(coeffs: torch.Tensor) -> torch.Tensor:
     """``[..., b]`` L2 norms of the degree-l coefficient vectors (all 2l+1 orders, m < 0 included):
-    ``||f_l||^2 = |f^0_l|^2 + 2 sum_{m>0} |f^m_l|^2``. Rotation invariant."""
-    a = coeffs.abs().square()
-    return (2 * a.sum(-1) - a[..., 0]).sqrt()
+    ``||f_l||^2 = |f^0_l|^2 + 2 sum_{m>0} |f^m_l|^2``. Rotation invariant; its gradient at a zero
+    vector is 0 (``torch.linalg.vector_norm``), not nan."""
+    b = coeffs.shape[-1]
+    w = torch.full((b,), math.sqrt(2.0), dtype=coeffs.real.dtype, device=coeffs.device)
+    w[0] = 1.0
+    return torch.linalg.vector_norm(torch.view_as_real(coeffs * w), dim=(-2, -1))
 
 
 __all__ = ["BACKENDS", "sft", "isft", "resize_coefficients", "degree_norms", "legendre_plan",
