@@ -9,12 +9,14 @@ STAMP   := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,dask]'
 	touch $(STAMP)
 
-## main job: the demo / default sweep (writes results/ and plots)
+## main job: the default sweep (resumes if interrupted), then its figures and summary
 sweep: $(STAMP)
-	$(BIN)/python -m harness demo
+	$(BIN)/python -m harness sweep experiments/default.toml
+	$(BIN)/python -m harness plot results/default
+	$(BIN)/python -m harness show results/default
 
 ## the test suite (benchmarks are skipped; see `make bench`)
 test: $(STAMP)

@@ -1,12 +1,17 @@
 """harness: SO(3)-equivariance error analysis for spherical CNNs.
 
 The pipeline, one module per idea (each imports only those above it):
-``grids`` -> ``legendre`` -> ``transforms`` -> ``rotations`` -> ``layers`` -> ``models``.
+``grids`` -> ``results`` -> ``legendre`` -> ``transforms`` -> ``plots`` -> ``rotations`` ->
+``layers`` -> ``models`` -> ``equivariance`` -> ``sweeps`` (-> ``__main__``, the CLI).
+``harness.plots`` (matplotlib, seaborn) is imported on demand, not here.
 """
 
 from .grids import GRID_KINDS, Grid, grid
 from .layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
 from .models import PRESETS, SphericalModel, build_model
+from .equivariance import aliasing, equivariance_error, model_aliasing, random_signals
+from .results import load_results
+from .sweeps import load_config, run_sweep
 from .rotations import (
     euler_zyz_to_matrix,
     matrix_to_euler_zyz,
@@ -25,4 +30,6 @@ __all__ = ["GRID_KINDS", "Grid", "grid", "BACKENDS", "sft", "isft", "resize_coef
            "degree_norms", "random_rotations", "rotate", "rotate_coefficients", "wigner_D",
            "euler_zyz_to_matrix", "matrix_to_euler_zyz", "matrix_to_quaternion",
            "quaternion_to_matrix", "SphericalConv", "Pointwise", "SpectralPool",
-           "InvariantDescriptor", "build_model", "SphericalModel", "PRESETS", "__version__"]
+           "InvariantDescriptor", "build_model", "SphericalModel", "PRESETS", "equivariance_error",
+           "aliasing", "model_aliasing", "random_signals", "load_results", "load_config", "run_sweep",
+           "__version__"]

@@ -1,4 +1,9 @@
-"""Command line: ``python -m harness demo`` (more commands arrive with the sweeps)."""
+"""Command line: ``python -m harness {sweep,plot,show,demo}``.
+
+    python -m harness sweep experiments/default.toml     # run (or resume) a sweep -> results/default
+    python -m harness plot results/default               # regenerate every figure from the Parquet files
+    python -m harness show results/default               # a summary table on the terminal
+"""
 
 from __future__ import annotations
 
@@ -41,9 +46,65 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweeps import load_config, run_sweep
+
+    cfg = load_config(args.config)  # validated before any compute
+    out = args.out or f"results/{cfg['name']}"
+    executor = None
+    if args.dask:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        executor = Client(cluster).get_executor()
+    df = run_sweep(args.config, executor=executor, out=out, workers=args.workers)
+    print(f"{df['cell_id'].nunique()} cells, {len(df)} rows in {out}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the figures are files
+    from .plots import plot_results
+
+    for p in plot_results(args.results):
+        print(p)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .plots import summary
+    from .results import load_results
+
+    df = load_results(args.results)
+    with pd.option_context("display.width", 160, "display.max_rows", 500):
+        print(f"{args.results}: {df['cell_id'].nunique()} cells, {len(df)} rows, commit "
+              f"{df['git_commit'].iloc[0][:10]}{' (dirty)' if df['git_dirty'].iloc[0] else ''}")
+        print("median relative equivariance error at the last grid layer (cumulative):")
+        print(summary(df).map("{:.2e}".format))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+    sw = sub.add_parser("sweep", help="run or resume a sweep from a TOML config")
+    sw.add_argument("config")
+    sw.add_argument("--out", help="results directory (default results/<name>)")
+    sw.add_argument("--workers", type=int, help="parallel cells (default 2)")
+    sw.add_argument("--dask", action="store_true", help="run the cells on a local Dask cluster")
+    sw.set_defaults(func=_sweep)
+    pl = sub.add_parser("plot", help="regenerate the figures of a results directory")
+    pl.add_argument("results")
+    pl.set_defaults(func=_plot)
+    sh = sub.add_parser("show", help="print a summary table of a results directory")
+    sh.add_argument("results")
+    sh.set_defaults(func=_show)
     d = sub.add_parser("demo", help="round trip and timing of the spherical Fourier transforms")
     d.add_argument("--bandwidths", type=int, nargs="+", default=[16, 64, 128])
     d.add_argument("--batch", type=int, default=16)

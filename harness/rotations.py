@@ -358,10 +358,10 @@ def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     F = (c * _phases(gamma - half, m, cdt)[..., None, :]).expand(*lead, b, b).reshape(-1, b, b)
     P = F.shape[0]
     plan = rotation_plan(b, rdt, coeffs.device)
-    X = torch.view_as_real(F).permute(1, 2, 3, 0) * w  # [l, m, re/im, P]
+    X = (torch.view_as_real(F).permute(1, 2, 3, 0) * w).contiguous()  # [l, m, re/im, P]
     G = torch.view_as_complex(_apply_half(plan, X, transpose=True).permute(0, 1, 3, 2).contiguous())
     G = G * _phases(beta.expand(lead).reshape(-1), m, cdt).T  # [l, k, P] * e^{-ik beta}
-    H = _apply_half(plan, torch.view_as_real(G).permute(0, 1, 3, 2) * w, transpose=False)
+    H = _apply_half(plan, (torch.view_as_real(G).permute(0, 1, 3, 2) * w).contiguous(), transpose=False)
     H = torch.view_as_complex(H.permute(3, 0, 1, 2).contiguous())  # [P, l, m']
     H = H * _phases((alpha + half).expand(lead).reshape(-1), m, cdt)[:, None, :]
     return H.reshape(*lead, b, b)

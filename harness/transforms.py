@@ -274,9 +274,12 @@ class _TorchISFT(torch.autograd.Function):
 
 # --------------------------------------------------------------------------- the ducc0 path
 def _ducc_args(kind: str, b: int) -> dict:
-    # our [l, m] square layout: entry (l, m) at index l*b + m = mstart[m] + l*lstride
+    # Our [l, m] square layout: entry (l, m) at index l*b + m = mstart[m] + l*lstride.
+    # Below b = 64 one map is too small to split across threads: with torch's threads idling
+    # (spinning) beside it, 2 threads measured 2x slower than 1 in the equivariance harness.
+    threads = torch.get_num_threads() if b >= 64 else 1
     return dict(spin=0, lmax=b - 1, mmax=b - 1, geometry=_DUCC_GEOMETRY[kind],
-                mstart=np.arange(b, dtype=np.uintp), lstride=b, nthreads=torch.get_num_threads())
+                mstart=np.arange(b, dtype=np.uintp), lstride=b, nthreads=threads)
 
 
 def _m_factor(b: int, dtype: np.dtype, m0: float, mpos: float) -> np.ndarray:

@@ -1,0 +1,277 @@
+"""Sweeps: a TOML config -> validated cells -> any executor -> rows on disk as cells finish.
+
+A config (see ``experiments/default.toml``)::
+
+    name = "default"
+    [axes]            # lists; every combination is one cell
+    bandwidth = [8, 16]
+    activation = ["relu", "tanh"]
+    oversampling = [1.0, 2.0]
+    kind = ["dh"]
+    depth = [2]
+    channels = [8]
+    dtype = ["float64"]
+    alpha = [0.0]     # input power spectrum per coefficient (1 + l)^-alpha; 0 = white
+    seed = [0]
+    [run]
+    n_inputs = 4
+    n_rotations = 8
+    modes = ["cumulative", "isolated"]
+    [model]           # per cell: depth x (conv(channels) -> pointwise(activation, oversampling))
+    filter_params = 8 # optional: localized filters with 8 anchors
+    pool = false      # a spectral pool (b -> b/2) after every block
+    descriptor = true # an invariant descriptor at the end
+
+Everything is validated before any compute. ``run_sweep`` runs each cell independently (default
+a local process pool; any ``concurrent.futures.Executor``, e.g. a Dask cluster's
+``client.get_executor()``), writes each finished cell atomically, and on a rerun skips the cells
+already on disk, so an interrupted sweep loses at most the cells in flight.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import shutil
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .equivariance import MODES, equivariance_error, model_aliasing, random_signals
+from .grids import GRID_KINDS
+from .layers import ACTIVATIONS
+from .models import build_model
+from .results import finished_cells, load_results, provenance, write_cell
+from .rotations import random_rotations
+
+
+def _ints(lo: int):
+    def check(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+    check.__doc__ = f"an int >= {lo}"
+    return check
+
+
+def _number_ge(lo: float):
+    def check(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= lo
+    check.__doc__ = f"a number >= {lo}"
+    return check
+
+
+def _one_of(values):
+    def check(v: Any) -> bool:
+        return v in values
+    check.__doc__ = f"one of {sorted(values)}"
+    return check
+
+
+AXES: dict[str, tuple[Any, Any]] = {  # name: (validator, default)
+    "bandwidth": (_ints(2), [16]),
+    "activation": (_one_of(ACTIVATIONS), ["relu"]),
+    "oversampling": (_number_ge(1.0), [1.0]),
+    "kind": (_one_of(GRID_KINDS), ["dh"]),
+    "depth": (_ints(1), [2]),
+    "channels": (_ints(1), [4]),
+    "dtype": (_one_of(("float32", "float64")), ["float64"]),
+    "alpha": (_number_ge(0.0), [0.0]),
+    "seed": (_ints(0), [0]),
+}
+RUN: dict[str, tuple[Any, Any]] = {
+    "n_inputs": (_ints(1), 4),
+    "n_rotations": (_ints(1), 8),
+    "modes": (lambda v: isinstance(v, list) and len(v) > 0 and all(m in MODES for m in v), list(MODES)),
+    "reference_factor": (_ints(2), 4),
+    "timing_repeats": (_ints(1), 3),
+}
+RUN["modes"][0].__doc__ = f"a non-empty list of {list(MODES)}"
+MODEL: dict[str, tuple[Any, Any]] = {
+    "filter_params": (_ints(1), None),
+    "pool": (lambda v: isinstance(v, bool), False),
+    "descriptor": (lambda v: isinstance(v, bool), True),
+    "in_channels": (_ints(1), 1),
+}
+MODEL["pool"][0].__doc__ = MODEL["descriptor"][0].__doc__ = "true or false"
+
+
+def _check_table(table: Any, spec: dict[str, tuple[Any, Any]], where: str, axis: bool) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: expected a table, got {table!r}")
+    unknown = set(table) - set(spec)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys are {sorted(spec)}")
+    out = {}
+    for key, (check, default) in spec.items():
+        v = copy.deepcopy(table.get(key, default))
+        values = (v if isinstance(v, list) else [v]) if axis else [v]
+        if axis and not values:
+            raise ValueError(f"{where}.{key}: expected a non-empty list")
+        for item in values:
+            if item is None and default is None:
+                continue
+            if not check(item):
+                raise ValueError(f"{where}.{key}: expected {check.__doc__}, got {item!r}")
+        out[key] = values if axis else v
+    return out
+
+
+def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict."""
+    if not isinstance(config, dict):
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"config: no such file {path}")
+        with open(path, "rb") as f:
+            try:
+                config = tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"config: {path} is not valid TOML: {e}") from None
+        config.setdefault("name", path.stem)
+    unknown = set(config) - {"name", "description", "axes", "run", "model"}
+    if unknown:
+        raise ValueError(f"config: unknown key(s) {sorted(unknown)}; valid keys are "
+                         "['axes', 'description', 'model', 'name', 'run']")
+    name = config.get("name")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"config.name: expected a non-empty name without '/', got {name!r}")
+    norm = {
+        "name": name,
+        "description": str(config.get("description", "")),
+        "axes": _check_table(config.get("axes", {}), AXES, "axes", axis=True),
+        "run": _check_table(config.get("run", {}), RUN, "run", axis=False),
+        "model": _check_table(config.get("model", {}), MODEL, "model", axis=False),
+    }
+    depth, pool, fp = max(norm["axes"]["depth"]), norm["model"]["pool"], norm["model"]["filter_params"]
+    for b in norm["axes"]["bandwidth"]:
+        if pool and b < 2**depth:
+            raise ValueError(f"axes.bandwidth: {b} is too small to pool {depth} times (needs >= {2**depth})")
+        smallest = b // 2 ** (depth - 1) if pool else b  # the bandwidth reaching the last conv
+        if fp is not None and fp > smallest:
+            raise ValueError(f"model.filter_params: {fp} exceeds the bandwidth {smallest} reaching the last"
+                             f" conv layer when axes.bandwidth = {b}")
+    return norm
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cells(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the axes, as self-contained cell dicts (with ``cell_id``)."""
+    axes = config["axes"]
+    keys = list(axes)
+    out = []
+    for values in itertools.product(*(axes[k] for k in keys)):
+        cell = {"experiment": config["name"], **dict(zip(keys, values)), "run": config["run"],
+                "model": config["model"]}
+        cell["cell_id"] = hashlib.sha1(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:12]
+        out.append(cell)
+    return out
+
+
+def cell_model_spec(cell: dict[str, Any]) -> dict[str, Any]:
+    m = cell["model"]
+    layers: list[dict[str, Any]] = []
+    for _ in range(cell["depth"]):
+        layers.append({"type": "conv", "out_channels": cell["channels"], "filter_params": m["filter_params"]})
+        layers.append({"type": "pointwise", "activation": cell["activation"], "oversampling": cell["oversampling"]})
+        if m["pool"]:
+            layers.append({"type": "pool"})
+    if m["descriptor"]:
+        layers.append({"type": "descriptor"})
+    return {"in_channels": m["in_channels"], "bandwidth": cell["bandwidth"], "kind": cell["kind"], "layers": layers}
+
+
+def run_cell(cell: dict[str, Any]) -> pd.DataFrame:
+    """One cell: build the seeded model, inputs and rotations, measure. Pure: the same cell gives
+    the same numbers on the same machine (one thread, float64)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dtype = getattr(torch, cell["dtype"])
+        seed, run = int(cell["seed"]), cell["run"]
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = build_model(cell_model_spec(cell)).to(dtype).eval()
+        x = random_signals(run["n_inputs"], cell["model"]["in_channels"], cell["bandwidth"], cell["alpha"],
+                           cell["kind"], seed=seed + 1, dtype=dtype)
+        R = random_rotations(run["n_rotations"], seed=seed + 2, dtype=dtype)
+        frames = [equivariance_error(model, x, R, mode=mode, kind=cell["kind"]) for mode in run["modes"]]
+        df = pd.concat(frames, ignore_index=True)
+        alias = model_aliasing(model, x, run["reference_factor"])
+        df = df.merge(alias, on=["layer", "input"], how="left")
+        times = []
+        with torch.no_grad():
+            for _ in range(run["timing_repeats"] + 1):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+        df["forward_ms"] = 1e3 * float(np.median(times[1:])) / x.shape[0]  # per input
+    finally:
+        torch.set_num_threads(threads)
+    for k in ("experiment", "cell_id", *AXES):
+        df[k] = cell[k]
+    df["n_inputs"], df["n_rotations"] = run["n_inputs"], run["n_rotations"]
+    return df
+
+
+def _default_executor(workers: int | None) -> cf.Executor:
+    n = workers or max(1, min(2, os.cpu_count() or 1))
+    return cf.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor | None = None,
+              out: str | os.PathLike | None = None, workers: int | None = None,
+              progress: bool | None = None) -> pd.DataFrame:
+    """Run a sweep; returns all its rows (finished earlier or now) as one DataFrame.
+
+    out: the results directory (default ``results/<name>``). executor: any
+    ``concurrent.futures.Executor``; default a local process pool of ``workers`` (default 2).
+    Cells already on disk are skipped; each finished cell is written atomically as it finishes.
+    progress: a tqdm bar (None: only when stderr is a terminal).
+    """
+    from tqdm.auto import tqdm
+
+    cfg = load_config(config)
+    root = Path(out) if out is not None else Path("results") / cfg["name"]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")  # as run
+    if not isinstance(config, dict) and Path(config).resolve() != (root / "config.toml").resolve():
+        shutil.copyfile(config, root / "config.toml")  # as written
+    todo_all = cells(cfg)
+    done = finished_cells(root)
+    todo = [c for c in todo_all if c["cell_id"] not in done]
+    prov = {**provenance("cpu"), "config_hash": config_hash(cfg)}
+    own = executor is None
+    ex = _default_executor(workers) if own else executor
+    bar = tqdm(total=len(todo_all), initial=len(todo_all) - len(todo), desc=cfg["name"], unit="cell",
+               disable=None if progress is None else not progress)
+    futures = {}
+    try:
+        futures = {ex.submit(run_cell, c): c for c in todo}
+        for fut in cf.as_completed(futures):
+            cell = futures[fut]
+            df = fut.result()
+            for k, v in prov.items():
+                df[k] = v
+            write_cell(root, cell["cell_id"], df)
+            bar.update(1)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        bar.close()
+        if own:
+            ex.shutdown(wait=True, cancel_futures=True)
+    return load_results(root)
