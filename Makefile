@@ -4,12 +4,12 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: sweep test bench peers clean
+.PHONY: sweep test bench peers fashion accuracy clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,dask]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,dask,data]'
 	touch $(STAMP)
 
 ## main job: the default sweep (resumes if interrupted), then its figures and summary
@@ -33,6 +33,17 @@ peers: $(STAMP)
 	$(BIN)/pip install -q --no-build-isolation --no-deps -c constraints.txt torch-harmonics==0.8.0
 	$(BIN)/python benchmarks/peers_sht.py --table-memory-512
 	$(BIN)/python benchmarks/peers_rotation.py
+
+## the spherical MNIST accuracy experiment (mnist5k; ~15 minutes on 2 cores)
+accuracy: $(STAMP)
+	$(BIN)/python -m harness train experiments/accuracy.toml
+	$(BIN)/python -m harness plot results/accuracy
+
+## full Fashion-MNIST from Debian's package (root), then the long run
+fashion: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+	$(BIN)/python -m harness train experiments/fashion.toml
+	$(BIN)/python -m harness plot results/fashion
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

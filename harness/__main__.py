@@ -1,8 +1,9 @@
-"""Command line: ``python -m harness {sweep,plot,show,demo}``.
+"""Command line: ``python -m harness {sweep,train,plot,show,demo}``.
 
     python -m harness sweep experiments/default.toml     # run (or resume) a sweep -> results/default
     python -m harness plot results/default               # regenerate every figure from the Parquet files
     python -m harness show results/default               # a summary table on the terminal
+    python -m harness train experiments/accuracy.toml    # spherical MNIST: NR/NR, NR/R, R/R
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .train import load_train_config, run_training
+
+    cfg = load_train_config(args.config)  # validated before any compute
+    out = args.out or f"results/{cfg['name']}"
+    df = run_training(args.config, out=out)
+    with pd.option_context("display.width", 160):
+        print(df.pivot_table(index=["activation", "oversampling"], columns="setting", values="accuracy",
+                             aggfunc="mean").map("{:.4f}".format))
+    print(f"results in {out}")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -99,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--workers", type=int, help="parallel cells (default 2)")
     sw.add_argument("--dask", action="store_true", help="run the cells on a local Dask cluster")
     sw.set_defaults(func=_sweep)
+    tr = sub.add_parser("train", help="train and evaluate (NR/NR, NR/R, R/R) from a TOML config")
+    tr.add_argument("config")
+    tr.add_argument("--out", help="results directory (default results/<name>)")
+    tr.set_defaults(func=_train)
     pl = sub.add_parser("plot", help="regenerate the figures of a results directory")
     pl.add_argument("results")
     pl.set_defaults(func=_plot)

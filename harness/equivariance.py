@@ -100,7 +100,7 @@ def equivariance_error(model_or_layer: nn.Module, x: torch.Tensor, rotations: to
         y, ys = x, xs
         for i, (name, layer) in enumerate(layers):
             lk = _kind_of(layer, kind)
-            if isinstance(layer, nn.Linear) and y.dim() > 2:
+            if isinstance(layer, (nn.Linear, nn.BatchNorm1d)) and y.dim() > 2:
                 y, ys = y.flatten(1), ys.flatten(1)
             if mode == "isolated":  # feed the exact rotation of this layer's own input
                 ys = (_rotate_grid(y, R, lk).reshape(K * N, *y.shape[1:]) if _is_grid(y)
@@ -178,7 +178,7 @@ def model_aliasing(model: SphericalModel, x: torch.Tensor, reference_factor: int
         for name, layer in zip(model.names, model.layers):
             if isinstance(layer, Pointwise):
                 frames.append(aliasing(layer, y, reference_factor).assign(layer=name))
-            if isinstance(layer, nn.Linear) and y.dim() > 2:
+            if isinstance(layer, (nn.Linear, nn.BatchNorm1d)) and y.dim() > 2:
                 y = y.flatten(1)
             y = layer(y)
     cols = ["layer", "input", "out_of_band", "aliasing_error", "reference_bandwidth"]

@@ -96,8 +96,9 @@ class SphericalConv(nn.Module):
 
     ``filter_params=None`` learns ``h^0_l`` for every degree; ``filter_params=K`` learns K anchor
     values linearly interpolated to all degrees. Bias only on degree 0 (a constant function is the
-    only rotation-invariant one). Initialization: the per-degree gain ``c_l h^0_l`` is
-    ``N(0, 1/Cin)`` (anchors: at their own degree), so the layer preserves the signal's power.
+    only rotation-invariant one). Initialization (He et al. 2015, per degree): the gain
+    ``c_l h^0_l`` is ``N(0, 2/Cin)`` (anchors: at their own degree), which keeps the signal's power
+    through a following ReLU.
     """
 
     def __init__(self, in_channels: int, out_channels: int, bandwidth: int, kind: str = "dh",
@@ -114,7 +115,7 @@ class SphericalConv(nn.Module):
                              f" got {filter_params!r}")
         self.filter_params = filter_params
         anchors = torch.linspace(0, self.bandwidth - 1, n, dtype=torch.float64).round().long()
-        std = 1.0 / (math.sqrt(in_channels) * conv_constants(self.bandwidth)[anchors])
+        std = math.sqrt(2.0 / in_channels) / conv_constants(self.bandwidth)[anchors]
         self.weight = nn.Parameter((torch.randn(out_channels, in_channels, n, dtype=torch.float64) * std).float())
         interp = None if filter_params is None else interpolation_matrix(n, self.bandwidth).float()
         self.register_buffer("interp", interp, persistent=False)

@@ -6,7 +6,7 @@ A spec is a mapping (a dict, or a TOML document read with ``tomllib``)::
     bandwidth = 30
     kind = "dh"                  # optional, default "dh"
     [[layers]]
-    type = "conv"                # conv | pointwise | pool | descriptor | linear
+    type = "conv"                # conv | pointwise | pool | descriptor | batchnorm | linear
     out_channels = 16
     filter_params = 8            # optional
     [[layers]]
@@ -38,11 +38,13 @@ LAYER_KEYS: dict[str, dict[str, Any]] = {
     "pool": {"bandwidth": None},
     "descriptor": {},
     "linear": {"out_features": ..., "bias": True},
+    "batchnorm": {},  # BatchNorm1d over the (invariant) descriptor features
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
     # In the style of Esteves et al. (2018)'s spherical MNIST network: conv / nonlinearity / pool
-    # blocks with localized (8-anchor) filters, the invariant descriptor, a linear classifier.
+    # blocks with localized (8-anchor) filters, the invariant descriptor, batch normalization of
+    # the (invariant) descriptor features, a linear classifier.
     "esteves_mnist": {
         "in_channels": 1,
         "bandwidth": 30,
@@ -57,6 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"type": "conv", "out_channels": 64},  # bandwidth 7 here: every degree its own weight
             {"type": "pointwise", "activation": "relu"},
             {"type": "descriptor"},
+            {"type": "batchnorm"},
             {"type": "linear", "out_features": 10},
         ],
     },
@@ -76,7 +79,7 @@ class SphericalModel(nn.Module):
     def forward(self, x: torch.Tensor, return_all: bool = False):
         outs = []
         for name, layer in zip(self.names, self.layers):
-            if isinstance(layer, nn.Linear) and x.dim() > 2:
+            if isinstance(layer, (nn.Linear, nn.BatchNorm1d)) and x.dim() > 2:
                 x = x.flatten(1)
             x = layer(x)
             outs.append((name, x))
@@ -153,8 +156,8 @@ def normalize_spec(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, 
             _check_int(filled["bandwidth"], f"{where}.bandwidth")
         if t == "linear":
             _check_int(filled["out_features"], f"{where}.out_features")
-            if not flat:
-                raise ValueError(f"{where}: a 'linear' layer needs a 'descriptor' before it (grid signals are not invariant)")
+        if t in ("linear", "batchnorm") and not flat:
+            raise ValueError(f"{where}: a {t!r} layer needs a 'descriptor' before it (grid signals are not invariant)")
         if t == "descriptor":
             flat = True
         out["layers"].append(filled)
@@ -189,6 +192,8 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
         elif t == "descriptor":
             layers.append(InvariantDescriptor(kind, be))
             features = c * b
+        elif t == "batchnorm":
+            layers.append(nn.BatchNorm1d(features))
         else:  # linear
             layers.append(nn.Linear(features, L["out_features"], bias=L["bias"]))
             features = L["out_features"]

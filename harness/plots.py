@@ -109,6 +109,30 @@ def error_vs_cost(df: pd.DataFrame) -> plt.Figure:
     return g.figure
 
 
+def accuracy_vs_oversampling(df: pd.DataFrame) -> plt.Figure:
+    g = sns.catplot(data=df, x="oversampling", y="accuracy", hue="setting", kind="point",
+                    hue_order=[s for s in ("NR/NR", "NR/R", "R/R") if s in set(df["setting"])],
+                    col=_facet(df, "activation", "dataset"), errorbar=("pi", 100), dodge=0.2,
+                    height=3.8, aspect=1.1)
+    g.set_axis_labels("oversampling factor s of the nonlinearities", "test accuracy")
+    g.figure.suptitle(f"{df['dataset'].iloc[0]}, {df['n_train'].iloc[0]} train / {df['n_test'].iloc[0]} test,"
+                      f" {df['epochs'].iloc[0]} epochs (range over seeds)", y=1.03)
+    return g.figure
+
+
+def training_cost(df: pd.DataFrame) -> plt.Figure:
+    d = df.drop_duplicates(["cell_id", "checkpoint"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    sns.barplot(data=d, x="oversampling", y="train_time_s", ax=axes[0], errorbar=None, color="C0")
+    axes[0].set(ylabel="training time (s)", xlabel="oversampling factor s")
+    sns.barplot(data=d, x="oversampling", y="descriptor_invariance_error", ax=axes[1], errorbar=None, color="C1")
+    axes[1].set(yscale="log", ylabel="descriptor invariance error", xlabel="oversampling factor s")
+    fig.tight_layout()
+    return fig
+
+
+ACCURACY_FIGURES = {"accuracy_vs_oversampling": accuracy_vs_oversampling, "training_cost": training_cost}
+
 FIGURES = {
     "error_vs_bandwidth": error_vs_bandwidth,
     "error_vs_oversampling": error_vs_oversampling,
@@ -126,7 +150,8 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     sns.set_theme(style="whitegrid", context="notebook")
-    for name, fn in FIGURES.items():
+    figures = ACCURACY_FIGURES if "accuracy" in df.columns else FIGURES
+    for name, fn in figures.items():
         fig = fn(df)
         p = out / f"{name}.png"
         fig.savefig(p, dpi=110, bbox_inches="tight")

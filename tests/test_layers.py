@@ -172,7 +172,7 @@ def test_model_returns_every_layer_output():
     model = harness.build_model("esteves_mnist", bandwidth=16).double()
     out, layers = model(torch.randn(2, 1, 32, 32, dtype=torch.float64), return_all=True)
     assert [n for n, _ in layers] == ["conv1", "pointwise1", "pool1", "conv2", "pointwise2", "pool2",
-                                       "conv3", "pointwise3", "descriptor1", "linear1"]
+                                       "conv3", "pointwise3", "descriptor1", "batchnorm1", "linear1"]
     assert layers[2][1].shape == (2, 16, 16, 16) and layers[8][1].shape == (2, 64, 4) and out.shape == (2, 10)
 
 
@@ -195,7 +195,7 @@ class TestBadInput:
 
     def test_spec_validation(self):
         base = {"in_channels": 1, "bandwidth": 8}
-        with pytest.raises(ValueError, match=r"layers\[0\]\.type: unknown layer type 'dense'; allowed: \['conv'"):
+        with pytest.raises(ValueError, match=r"layers\[0\]\.type: unknown layer type 'dense'; allowed: \['batchnorm', 'conv'"):
             harness.build_model({**base, "layers": [{"type": "dense"}]})
         with pytest.raises(ValueError, match=r"layers\[0\]: unknown key\(s\) \['channels'\] for a 'conv' layer; allowed"):
             harness.build_model({**base, "layers": [{"type": "conv", "channels": 4}]})
