@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: sweep test bench peers fashion accuracy clean
+.PHONY: sweep test bench peers fashion accuracy gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ peers: $(STAMP)
 	$(BIN)/pip install -q --no-build-isolation --no-deps -c constraints.txt torch-harmonics==0.8.0
 	$(BIN)/python benchmarks/peers_sht.py --table-memory-512
 	$(BIN)/python benchmarks/peers_rotation.py
+	$(BIN)/python benchmarks/peers_figure.py
+
+## GPU check + timings (transforms, a layer stack, the smoke sweep vs the CPU); says so and exits 0 without CUDA
+gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu.py
 
 ## the spherical MNIST accuracy experiment (mnist5k; ~15 minutes on 2 cores)
 accuracy: $(STAMP)

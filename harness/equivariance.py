@@ -119,7 +119,7 @@ def equivariance_error(model_or_layer: nn.Module, x: torch.Tensor, rotations: to
                     kk, nn_, ll = np.meshgrid(np.arange(K), np.arange(N), np.arange(b), indexing="ij")
                     spec_rows.append(pd.DataFrame({"layer": name, "layer_index": i, "input": nn_.ravel(),
                                                    "rotation": kk.ravel(), "degree": ll.ravel(),
-                                                   "error": per_l.double().numpy().ravel()}))
+                                                   "error": per_l.double().cpu().numpy().ravel()}))
             else:  # invariance of descriptor / linear outputs
                 b = y.shape[-1] if _is_grid(y) else -1
                 out = ys_next.reshape(K, N, -1)
@@ -131,7 +131,7 @@ def equivariance_error(model_or_layer: nn.Module, x: torch.Tensor, rotations: to
             rows.append(pd.DataFrame({
                 "layer": name, "layer_index": i, "layer_type": type(layer).__name__,
                 "input": nn_.ravel(), "rotation": kk.ravel(),
-                "rel_error": rel.double().numpy().ravel(), "max_abs_error": mx.double().numpy().ravel(),
+                "rel_error": rel.double().cpu().numpy().ravel(), "max_abs_error": mx.double().cpu().numpy().ravel(),
                 "layer_bandwidth": b, "error_kind": kind_err, "mode": mode,
             }))
             y, ys = y_next, ys_next
@@ -165,8 +165,8 @@ def aliasing(layer: Pointwise, y: torch.Tensor, reference_factor: int = 4) -> pd
         proj = resize_coefficients(ref, b)
         out = sft(layer(y), kind)
         err = (_norm2(out - proj) / _norm2(proj)).sqrt()
-    return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob.double().numpy(),
-                         "aliasing_error": err.double().numpy(), "reference_bandwidth": bref})
+    return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob.double().cpu().numpy(),
+                         "aliasing_error": err.double().cpu().numpy(), "reference_bandwidth": bref})
 
 
 def model_aliasing(model: SphericalModel, x: torch.Tensor, reference_factor: int = 4) -> pd.DataFrame:

@@ -93,8 +93,10 @@ RUN: dict[str, tuple[Any, Any]] = {
     "modes": (lambda v: isinstance(v, list) and len(v) > 0 and all(m in MODES for m in v), list(MODES)),
     "reference_factor": (_ints(2), 4),
     "timing_repeats": (_ints(1), 3),
+    "device": (lambda v: isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"), "cpu"),
 }
 RUN["modes"][0].__doc__ = f"a non-empty list of {list(MODES)}"
+RUN["device"][0].__doc__ = "'cpu' or 'cuda[:n]'"
 MODEL: dict[str, tuple[Any, Any]] = {
     "filter_params": (_ints(1), None),
     "pool": (lambda v: isinstance(v, bool), False),
@@ -200,12 +202,14 @@ def run_cell(cell: dict[str, Any]) -> pd.DataFrame:
     try:
         dtype = getattr(torch, cell["dtype"])
         seed, run = int(cell["seed"]), cell["run"]
+        device = torch.device(run.get("device", "cpu"))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = build_model(cell_model_spec(cell)).to(dtype).eval()
+        model = model.to(device)
         x = random_signals(run["n_inputs"], cell["model"]["in_channels"], cell["bandwidth"], cell["alpha"],
-                           cell["kind"], seed=seed + 1, dtype=dtype)
-        R = random_rotations(run["n_rotations"], seed=seed + 2, dtype=dtype)
+                           cell["kind"], seed=seed + 1, dtype=dtype).to(device)
+        R = random_rotations(run["n_rotations"], seed=seed + 2, dtype=dtype).to(device)
         frames = [equivariance_error(model, x, R, mode=mode, kind=cell["kind"]) for mode in run["modes"]]
         df = pd.concat(frames, ignore_index=True)
         alias = model_aliasing(model, x, run["reference_factor"])
@@ -215,6 +219,8 @@ def run_cell(cell: dict[str, Any]) -> pd.DataFrame:
             for _ in range(run["timing_repeats"] + 1):
                 t0 = time.perf_counter()
                 model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - t0)
         df["forward_ms"] = 1e3 * float(np.median(times[1:])) / x.shape[0]  # per input
     finally:
@@ -251,7 +257,7 @@ def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor 
     todo_all = cells(cfg)
     done = finished_cells(root)
     todo = [c for c in todo_all if c["cell_id"] not in done]
-    prov = {**provenance("cpu"), "config_hash": config_hash(cfg)}
+    prov = {**provenance(cfg["run"]["device"]), "config_hash": config_hash(cfg)}
     own = executor is None
     ex = _default_executor(workers) if own else executor
     bar = tqdm(total=len(todo_all), initial=len(todo_all) - len(todo), desc=cfg["name"], unit="cell",
