@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: sweep test bench peers fashion accuracy gpu clean
+.PHONY: sweep test bench peers fashion accuracy gpu asv-history asv-compare clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,20 @@ peers: $(STAMP)
 ## GPU check + timings (transforms, a layer stack, the smoke sweep vs the CPU); says so and exits 0 without CUDA
 gpu: $(STAMP)
 	$(BIN)/python benchmarks/gpu.py
+
+## asv over every commit of main not yet in results/asv, then the HTML (.asv/html)
+asv-history: $(STAMP)
+	$(BIN)/python -m asv machine --yes
+	$(BIN)/python -m asv run --skip-existing-commits ALL
+	$(BIN)/python -m asv publish
+
+## asv regression gate: exits 1 if a benchmark of NEW is > FACTOR x slower than on BASE
+BASE ?= main~1
+NEW ?= HEAD
+FACTOR ?= 1.5
+asv-compare: $(STAMP)
+	$(BIN)/python -m asv machine --yes
+	$(BIN)/python -m asv continuous --factor $(FACTOR) --split $(BASE) $(NEW)
 
 ## the spherical MNIST accuracy experiment (mnist5k; ~15 minutes on 2 cores)
 accuracy: $(STAMP)
