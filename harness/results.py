@@ -16,7 +16,9 @@ import functools
 import os
 import platform
 import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -49,6 +51,23 @@ def provenance(device: str = "cpu") -> dict[str, object]:
         "device": device,
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def read_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """A config as a dict: a dict is returned as is; a TOML path is read, its ``name`` defaulting
+    to the file's stem. Missing files and invalid TOML raise errors naming the file."""
+    if isinstance(config, dict):
+        return config
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"config: no such file {path}")
+    with open(path, "rb") as f:
+        try:
+            out = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config: {path} is not valid TOML: {e}") from None
+    out.setdefault("name", path.stem)
+    return out
 
 
 def cell_path(root: Path, cell_id: str) -> Path:

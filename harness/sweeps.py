@@ -39,7 +39,6 @@ import multiprocessing
 import os
 import shutil
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ from .equivariance import MODES, equivariance_error, model_aliasing, random_sign
 from .grids import GRID_KINDS
 from .layers import ACTIVATIONS
 from .models import build_model
-from .results import finished_cells, load_results, provenance, write_cell
+from .results import finished_cells, load_results, provenance, read_config, write_cell
 from .rotations import random_rotations
 
 
@@ -129,16 +128,7 @@ def _check_table(table: Any, spec: dict[str, tuple[Any, Any]], where: str, axis:
 
 def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict."""
-    if not isinstance(config, dict):
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"config: no such file {path}")
-        with open(path, "rb") as f:
-            try:
-                config = tomllib.load(f)
-            except tomllib.TOMLDecodeError as e:
-                raise ValueError(f"config: {path} is not valid TOML: {e}") from None
-        config.setdefault("name", path.stem)
+    config = read_config(config)
     unknown = set(config) - {"name", "description", "axes", "run", "model"}
     if unknown:
         raise ValueError(f"config: unknown key(s) {sorted(unknown)}; valid keys are "

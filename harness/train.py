@@ -32,7 +32,6 @@ import itertools
 import json
 import os
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from torch import nn
 from .equivariance import equivariance_error
 from .layers import ACTIVATIONS
 from .models import PRESETS, build_model, normalize_spec
-from .results import finished_cells, load_results, provenance, write_cell
+from .results import finished_cells, load_results, provenance, read_config, write_cell
 from .rotations import random_rotations
 
 SETTINGS = ("NR/NR", "NR/R", "R/R")
@@ -68,13 +67,7 @@ def load_train_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, A
     """Read and validate a training config (TOML path or dict); no compute."""
     from .data import DATASETS, ROTATION_MODES
 
-    if not isinstance(config, dict):
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"config: no such file {path}")
-        with open(path, "rb") as f:
-            config = tomllib.load(f)
-        config.setdefault("name", path.stem)
+    config = read_config(config)
     unknown = set(config) - _TOP
     if unknown:
         raise ValueError(f"config: unknown key(s) {sorted(unknown)}; valid keys are {sorted(_TOP)}")

@@ -32,22 +32,14 @@ import harness
 BANDWIDTHS = [16, 32, 64]
 BATCH = 32
 CHANNELS = 16
-THREADS = 2
+THREADS = 2  # as the bench_threads fixture (tests/conftest.py) sets
 ROUNDS = 3  # at least
 MAX_ROUNDS = 100
 TARGET_S = 1.0  # forward+backward: rounds sized to about this many seconds
 LAYERS = ["conv", "pointwise_s1", "pointwise_s2", "pool", "descriptor", "esteves_mnist"]
 DIRECTIONS = ["forward", "forward+backward"]
 
-pytestmark = pytest.mark.benchmark(min_rounds=ROUNDS, warmup=True, warmup_iterations=1)
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.usefixtures("bench_threads"), pytest.mark.benchmark(min_rounds=ROUNDS, warmup=True, warmup_iterations=1)]
 
 
 def make_layer(name: str, b: int) -> tuple[torch.nn.Module, int]:

@@ -29,19 +29,10 @@ BANDWIDTHS = [32, 64, 128]
 E3NN_BANDWIDTHS = [32, 64]
 SIGNALS = 16
 ROTATIONS = 32
-THREADS = 2
 
-pytestmark = pytest.mark.benchmark(min_rounds=3, warmup=True, warmup_iterations=1)
+pytestmark = [pytest.mark.usefixtures("bench_threads"), pytest.mark.benchmark(min_rounds=3, warmup=True, warmup_iterations=1)]
 
 size = pytest.mark.parametrize("b", BANDWIDTHS, ids=[f"b{b}" for b in BANDWIDTHS])
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(old)
 
 
 def _rotations(b: int) -> torch.Tensor:

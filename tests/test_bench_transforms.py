@@ -19,22 +19,14 @@ from harness.transforms import legendre_plan
 
 BANDWIDTHS = [32, 64, 128, 256]
 BATCH = 16
-THREADS = 2
+THREADS = 2  # as the bench_threads fixture (tests/conftest.py) sets
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-pytestmark = pytest.mark.benchmark(min_rounds=3, warmup=True, warmup_iterations=1)
+pytestmark = [pytest.mark.usefixtures("bench_threads"), pytest.mark.benchmark(min_rounds=3, warmup=True, warmup_iterations=1)]
 
 size = pytest.mark.parametrize("b", BANDWIDTHS, ids=[f"b{b}" for b in BANDWIDTHS])
 dtypes = pytest.mark.parametrize("dtype", list(DTYPES))
 directions = pytest.mark.parametrize("direction", ["sft", "isft"])
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    yield
-    torch.set_num_threads(old)
 
 
 def _coeffs(b: int, dtype: str) -> torch.Tensor:
