@@ -22,11 +22,10 @@ Every configuration runs in a FRESH PROCESS (this script re-run with ``--worker`
 
 1. sets the torch threads, builds the module, the input (and ``w``);
 2. unless ``--no-warm-tables``: warms the cached transform tables and plans with a tiny call at the
-   same b (batch 1, same channels, same direction), then drops its outputs and gradients. So by
+   same b (batch 2, same channels, same direction), then drops its outputs and gradients. So by
    default ``peak_mib`` does NOT include building the tables (column ``includes_table_build`` =
-   False; with ``--no-warm-tables`` it does, True). On the CPU the default backend is ducc0, which
-   computes the Legendre functions on the fly, so there is little to build unless
-   ``--backend torch``;
+   False; with ``--no-warm-tables`` it does, True). On the CPU the default backend below b = 128
+   is the torch path, whose Legendre tables are cached (ducc0 computes them on the fly);
 3. records the baseline ``ru_maxrss`` (``getrusage(RUSAGE_SELF)``), BEFORE any full-size call;
 4. runs the operation once at full size and reports ``peak_mib`` = ``ru_maxrss`` after minus the
    baseline, in MiB: the extra resident memory the call needed (its output, saved tensors,
@@ -139,7 +138,7 @@ def worker(layer: str, b: int, direction: str, batch: int, threads: int, repeats
             return module(x)
 
     if warm_tables:  # a tiny call at the same b: builds and caches tables and plans
-        xs, ws = inputs(1)
+        xs, ws = inputs(2)  # 2: BatchNorm (in the preset) needs more than one sample in training
         call(xs, ws)
         reset(xs)
         del xs, ws
