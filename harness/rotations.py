@@ -356,7 +356,6 @@ def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     half = math.pi / 2
     c = torch.cat([coeffs[..., :1].real.to(cdt), coeffs[..., 1:]], dim=-1)  # Im f^0_l is ignored
     F = (c * _phases(gamma - half, m, cdt)[..., None, :]).expand(*lead, b, b).reshape(-1, b, b)
-    P = F.shape[0]
     plan = rotation_plan(b, rdt, coeffs.device)
     X = (torch.view_as_real(F).permute(1, 2, 3, 0) * w).contiguous()  # [l, m, re/im, P]
     G = torch.view_as_complex(_apply_half(plan, X, transpose=True).permute(0, 1, 3, 2).contiguous())
