@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,dask,data]'
 	touch $(STAMP)
 
-## main job: the default sweep (resumes if interrupted), then its figures and summary
+## main job: the default sweep (resumes if interrupted; keeps the committed cells unless FRESH=1),
+## then its figures and summary
 sweep: $(STAMP)
+	$(if $(FRESH),rm -rf results/default/cells,)
 	$(BIN)/python -m harness sweep experiments/default.toml
 	$(BIN)/python -m harness plot results/default
 	$(BIN)/python -m harness show results/default
