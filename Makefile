@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,dask,data]'
+	$(BIN)/pip install -q --no-build-isolation --no-deps -c constraints.txt torch-harmonics==0.8.0
 	touch $(STAMP)
 
 ## main job: the default sweep (resumes if interrupted; keeps the committed cells unless FRESH=1),
@@ -32,7 +33,6 @@ bench: $(STAMP)
 ## side-by-side timing against torch-harmonics and ducc0 (installs the peers extra)
 peers: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,peers]'
-	$(BIN)/pip install -q --no-build-isolation --no-deps -c constraints.txt torch-harmonics==0.8.0
 	$(BIN)/python benchmarks/peers_sht.py --table-memory-512
 	$(BIN)/python benchmarks/peers_rotation.py
 	$(BIN)/python benchmarks/peers_figure.py

@@ -7,9 +7,12 @@ The pipeline, one module per idea (each imports only those above it):
 """
 
 from .grids import GRID_KINDS, Grid, grid
+from .fields import FRAMES, Field, Invariant, Irreps, S2Coeffs, S2Grid
 from .layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
 from .models import PRESETS, SphericalModel, build_model
-from .equivariance import aliasing, equivariance_error, model_aliasing, random_signals
+from .equivariance import assert_equivariant, equivariance_error, random_signals
+from .aliasing import aliasing, model_aliasing
+from .lie import lie_derivative
 from .results import load_results
 from .sweeps import load_config, run_sweep
 from .rotations import (
@@ -31,5 +34,6 @@ __all__ = ["GRID_KINDS", "Grid", "grid", "BACKENDS", "sft", "isft", "resize_coef
            "euler_zyz_to_matrix", "matrix_to_euler_zyz", "matrix_to_quaternion",
            "quaternion_to_matrix", "SphericalConv", "Pointwise", "SpectralPool",
            "InvariantDescriptor", "build_model", "SphericalModel", "PRESETS", "equivariance_error",
-           "aliasing", "model_aliasing", "random_signals", "load_results", "load_config", "run_sweep",
+           "aliasing", "model_aliasing", "random_signals", "assert_equivariant", "lie_derivative", "Field",
+           "S2Grid", "S2Coeffs", "Irreps", "Invariant", "FRAMES", "load_results", "load_config", "run_sweep",
            "__version__"]

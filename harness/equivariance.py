@@ -1,188 +1,224 @@
-"""Measuring equivariance: per-layer errors (cumulative, isolated), error spectra, aliasing.
+"""Measuring equivariance of any model: per-layer errors, the instrument's floor, Cohen's Delta.
 
-Library code returns numbers (DataFrames); callers and tests decide what passes. Definitions are
-in ``docs/metrics.md``. Every comparison is made in the representation the network passes on —
-a layer's bandwidth-b spherical harmonic coefficients — and ``g.y`` is the exact (Wigner-D)
-rotation of those coefficients, so the instrument adds no error of its own.
+Library code returns numbers (DataFrames); :func:`assert_equivariant` is the one place that
+decides pass/fail, for users' test suites. Definitions are in ``docs/metrics.md``. Every output is
+compared in its field's representation (a sphere signal in its bandwidth-b coefficients), and
+``g.y`` is the field's exact rotation, so the instrument adds only rounding — reported per row as
+``floor``.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .grids import bandwidth_from_shape, check_bandwidth, check_kind
-from .layers import Pointwise
-from .models import SphericalModel
-from .rotations import check_rotation, rotate_coefficients
-from .transforms import degree_norms, isft, resize_coefficients, sft
+from .fields import Field, Invariant, S2Coeffs, S2Grid, random_coefficients
+from .grids import check_bandwidth, check_kind
+from .rotations import check_rotation, random_rotations
+from .transforms import degree_norms, isft
+from .watch import FieldDecl, check_finite, frozen, prepare_input, probes, release_memory, run, watch_list
 
 MODES = ("cumulative", "isolated")
+#: assert_equivariant's default tolerance on the relative error, by the input's real dtype.
+DEFAULT_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+#: Memory the rotated copies of one chunk may take (auto chunk size).
+CHUNK_BYTES = 256 * 2**20
+COLUMNS = ["layer", "layer_index", "layer_type", "field", "input", "rotation", "rel_error", "max_abs_error",
+           "cohen_delta", "floor", "layer_bandwidth", "error_kind", "mode", "flag"]
+SPECTRUM_COLUMNS = ["layer", "layer_index", "input", "rotation", "degree", "error"]
 
 
-# --------------------------------------------------------------------------- inputs
 def random_signals(n: int, channels: int, bandwidth: int, alpha: float = 0.0, kind: str = "dh",
                    seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``[n, channels, nlat, nlon]`` random real signals of bandwidth b on grid ``kind``.
-
-    Coefficients are independent Gaussians with ``E|f^m_l|^2 = (1 + l)^-alpha`` (alpha = 0: white)
-    for every order m of degree l, so the degree-l power is ``(2l + 1)(1 + l)^-alpha``; the
-    signals are scaled to unit mean square on the sphere. Own generator: the global RNG is untouched.
-    """
-    b = check_bandwidth(bandwidth)
-    gen = torch.Generator().manual_seed(int(seed))
-    c = torch.randn(n, channels, b, b, dtype=torch.complex128, generator=gen)
-    l = torch.arange(b, dtype=torch.float64)
-    c = c * ((1 + l) ** (-alpha / 2))[:, None] * torch.tril(torch.ones(b, b, dtype=torch.float64))
-    c[..., 0] = math.sqrt(2) * c[..., 0].real  # real m = 0 coefficient with the same variance
-    c = c / degree_norms(c).square().sum(-1).mean().sqrt() * math.sqrt(4 * math.pi)
-    return isft(c, kind).to(dtype)
+    """``[n, channels, nlat, nlon]`` random real signals of bandwidth b on grid ``kind``:
+    independent Gaussian coefficients with ``E|f^m_l|^2 = (1 + l)^-alpha`` (alpha = 0: white),
+    scaled to unit mean square on the sphere. Own generator: the global RNG is untouched."""
+    check_kind(kind)
+    return isft(random_coefficients(n, channels, check_bandwidth(bandwidth), alpha, seed), kind).to(dtype)
 
 
-# --------------------------------------------------------------------------- helpers
-def _layers(model_or_layer: nn.Module) -> list[tuple[str, nn.Module]]:
-    if isinstance(model_or_layer, SphericalModel):
-        return list(zip(model_or_layer.names, model_or_layer.layers))
-    if isinstance(model_or_layer, nn.Module):
-        return [(type(model_or_layer).__name__, model_or_layer)]
-    raise TypeError(f"model_or_layer: expected a SphericalModel or a layer (nn.Module), got {type(model_or_layer).__name__}")
+def check_rotations(rotations: object, name: str = "rotations") -> torch.Tensor:
+    R = check_rotation(rotations, name)
+    if R.dim() != 3:
+        raise ValueError(f"{name}: expected [K, 3, 3], got shape {tuple(R.shape)}")
+    return R.double()
 
 
-def _kind_of(layer: nn.Module, default: str) -> str:
-    return getattr(layer, "input_kind", None) or getattr(layer, "kind", None) or default
+def _pairs(N: int, K: int, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(input index, rotation index) of every measured pair, rotation-major."""
+    if paired:
+        if K != N:
+            raise ValueError(f"rotations: paired=True rotates input i by rotation i, so it needs as many"
+                             f" rotations as inputs; got {K} rotations for {N} inputs")
+        return np.arange(N), np.arange(N)
+    kk, ii = np.meshgrid(np.arange(K), np.arange(N), indexing="ij")
+    return ii.ravel(), kk.ravel()
 
 
-def _is_grid(t: torch.Tensor) -> bool:
-    return t.dim() == 4
+def _chunk(sizes: Sequence[int], x: torch.Tensor, chunk_size: int | None, total: int) -> int:
+    if chunk_size is not None:
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size: expected an int >= 1 (pairs per chunk), got {chunk_size!r}")
+        return chunk_size
+    per_pair = 8 * sum(sizes) + 4 * x[0].numel() * x.element_size() if x.shape[0] else 1
+    return int(max(1, min(max(total, 1), CHUNK_BYTES // max(per_pair, 1))))
 
 
-def _rotate_grid(y: torch.Tensor, R: torch.Tensor, kind: str) -> torch.Tensor:
-    """Rotate each of ``y``'s bandwidth-b representations by every rotation: ``[N, C, g] -> [K, N, C, g]``."""
-    c = sft(y, kind)
-    return isft(rotate_coefficients(c[None], R[:, None, None]), kind)
+def _std(s: torch.Tensor) -> torch.Tensor:
+    return s.double().std(-1, correction=0) if s.shape[-1] else torch.zeros(s.shape[0], dtype=torch.float64)
 
 
-def _norm2(c: torch.Tensor) -> torch.Tensor:
-    """Squared L2(S^2) norm over channels of ``[..., C, b, b]`` coefficients -> ``[...]``."""
-    return degree_norms(c).square().sum((-1, -2))
+def _spectrum(field: Field, diff: torch.Tensor, n2: torch.Tensor) -> torch.Tensor | None:
+    if not isinstance(field, (S2Grid, S2Coeffs)):
+        return None
+    d = degree_norms(diff).square()  # [P, ..., b]
+    return d.reshape(d.shape[0], -1, d.shape[-1]).sum(1).double().sqrt() / n2[:, None].sqrt()
 
 
-# --------------------------------------------------------------------------- equivariance
-def equivariance_error(model_or_layer: nn.Module, x: torch.Tensor, rotations: torch.Tensor,
-                       mode: str = "cumulative", kind: str = "dh", spectrum: bool = False
+def equivariance_error(model: nn.Module | Callable, x: torch.Tensor, rotations: torch.Tensor, *,
+                       input: Field | str | None = None, output: Field | None = None,
+                       layers: Sequence[str] | Mapping[str, FieldDecl] | None = None,
+                       mode: str = "cumulative", paired: bool = False, project: bool = False,
+                       spectrum: bool = False, chunk_size: int | None = None
                        ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-layer equivariance error of a model (or a single layer).
+    """Per-layer equivariance error of any model, one row per (watched layer, input, rotation).
 
-    x: ``[N, C, nlat, nlon]`` bandwidth-limited inputs on grid ``kind``; rotations ``[K, 3, 3]``.
-    Returns one row per (layer, input, rotation): ``layer, layer_index, layer_type, input,
-    rotation, rel_error, max_abs_error, layer_bandwidth, error_kind, mode`` ("equivariance" for grid
-    outputs, "invariance" for descriptor/linear outputs). With ``spectrum=True`` also a long
-    frame ``layer, input, rotation, degree, error`` (per-degree error / total output norm).
+    model: any ``nn.Module`` or callable. x: ``[N, ...]`` inputs of field ``input`` (a Field, a
+    grid kind, or None for a harness model's own grid). rotations: ``[K, 3, 3]``; every input is
+    measured under every rotation, or input i under rotation i with ``paired=True``.
+    layers: names from ``named_modules()`` (or a harness model's layer names), or a dict
+    name -> output field (or (input field, output field)); default: a harness model's layers, an
+    ``nn.Sequential``'s children, else the model's output ("output", field ``output``).
+    mode: "cumulative" runs the model on ``g.x``; "isolated" re-runs each watched layer on the
+    exact rotation of its own captured input.
+
+    Columns: ``layer, layer_index, layer_type, field, input, rotation, rel_error, max_abs_error,
+    cohen_delta, floor, layer_bandwidth, error_kind, mode, flag`` (docs/metrics.md). The model runs
+    in eval mode without autograd and is left exactly as it was. ``spectrum=True`` also returns a
+    per-degree frame for sphere fields. Rotations are processed ``chunk_size`` pairs at a time
+    (default: what fits in ``CHUNK_BYTES``), so memory does not grow with their number.
     """
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r}; valid modes are {list(MODES)}")
-    check_kind(kind)
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"x: expected inputs [N, C, nlat, nlon], got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    bandwidth_from_shape(tuple(x.shape[-2:]), kind)
-    check_rotation(rotations)
-    if rotations.dim() != 3:
-        raise ValueError(f"rotations: expected [K, 3, 3], got shape {tuple(rotations.shape)}")
-    layers = _layers(model_or_layer)
-    R = rotations.to(x.dtype)
-    K, N = R.shape[0], x.shape[0]
-    rows, spec_rows = [], []
-    with torch.no_grad():
-        xs = _rotate_grid(x, R, kind).reshape(K * N, *x.shape[1:])  # exact g.x, [K*N, C, g]
-        y, ys = x, xs
-        for i, (name, layer) in enumerate(layers):
-            lk = _kind_of(layer, kind)
-            if isinstance(layer, (nn.Linear, nn.BatchNorm1d)) and y.dim() > 2:
-                y, ys = y.flatten(1), ys.flatten(1)
-            if mode == "isolated":  # feed the exact rotation of this layer's own input
-                ys = (_rotate_grid(y, R, lk).reshape(K * N, *y.shape[1:]) if _is_grid(y)
-                      else y.repeat(K, *([1] * (y.dim() - 1))))  # an invariant rotates to itself
-            y_next, ys_next = layer(y), layer(ys)
-            if _is_grid(y_next):  # equivariance in the coefficients passed on
-                b = bandwidth_from_shape(tuple(y_next.shape[-2:]), lk)
-                c, cs = sft(y_next, lk), sft(ys_next, lk).reshape(K, N, *y_next.shape[1:2], b, b)
-                gc = rotate_coefficients(c[None], R[:, None, None])  # [K, N, C, b, b]
-                diff = cs - gc
-                rel = (_norm2(diff) / _norm2(c)[None]).sqrt()
-                mx = isft(diff, lk).abs().amax((-1, -2, -3))
-                kind_err = "equivariance"
+    R = check_rotations(rotations)
+    field, x = prepare_input(model, x, input, project)
+    watched = watch_list(model, layers, output)
+    ii, kk = _pairs(x.shape[0], R.shape[0], paired)
+    isolated = mode == "isolated"
+    R = R.to(x.device)
+    rows: list[pd.DataFrame] = []
+    spec_rows: list[pd.DataFrame] = []
+    with frozen(model):
+        _, calls = run(model, x, watched, capture_inputs=isolated)
+        plist = probes(watched, calls, field, need_inputs=isolated)
+        refs = []
+        for p in plist:
+            y = p.output(calls)
+            check_finite(y, f"layer {p.name!r} output")
+            c = p.out_field.coefficients(y)
+            refs.append((y.shape, c, p.out_field.norm2(c).double(), _std(p.out_field.samples(c))))
+        xc = field.coefficients(x)
+        xn2 = field.norm2(xc).double().clamp_min(1e-300)
+        inputs = [p.in_field.coefficients(calls[p.key][p.call].inp) for p in plist] if isolated else []
+        step = _chunk([r[1][0].numel() * r[1].element_size() for r in refs], x, chunk_size, len(ii))
+        acc: list[list[dict[str, np.ndarray]]] = [[] for _ in plist]
+        for s0 in range(0, len(ii), step):
+            i, k = torch.from_numpy(ii[s0 : s0 + step]), torch.from_numpy(kk[s0 : s0 + step])
+            Rk = R[k]
+            gxc = field.rotate_coefficients(xc[i], Rk)
+            xs = field.from_coefficients(gxc)
+            # the instrument's own error: the identity, measured on the same inputs and rotations
+            fl = (field.norm2(field.coefficients(xs) - gxc).double() / xn2[i] if field.sampled
+                  else torch.zeros(len(i), dtype=torch.float64))
+            if isolated:
+                outs = [p.rerun(calls, p.in_field.from_coefficients(p.in_field.rotate_coefficients(cin[i], Rk)))
+                        for p, cin in zip(plist, inputs)]
+            else:
+                _, rcalls = run(model, xs, watched)
+                for w in watched:
+                    if len(rcalls[w.name]) != len(calls[w.name]):
+                        raise ValueError(f"layer {w.name!r}: called {len(calls[w.name])} times on x but"
+                                         f" {len(rcalls[w.name])} times on the rotated inputs")
+                outs = [p.output(rcalls) for p in plist]
+            for j, (p, (shape, c, n2, sd), ys) in enumerate(zip(plist, refs, outs)):
+                if not isinstance(ys, torch.Tensor) or ys.shape[1:] != shape[1:] or ys.shape[0] != len(i):
+                    raise ValueError(f"layer {p.name!r}: output on rotated inputs is {tuple(getattr(ys, 'shape', ()))},"
+                                     f" on x {tuple(shape)}")
+                check_finite(ys, f"layer {p.name!r} output on rotated inputs")
+                f = p.out_field
+                ref = f.rotate_coefficients(c[i], Rk)
+                diff = f.coefficients(ys) - ref
+                d2, s = f.norm2(diff).double(), f.samples(diff)
+                acc[j].append({"input": ii[s0 : s0 + step], "rotation": kk[s0 : s0 + step], "d2": d2.cpu().numpy(),
+                               "n2": n2[i].cpu().numpy(), "max": s.abs().amax(-1).double().cpu().numpy() if s.shape[-1]
+                               else np.zeros(len(i)), "sd": _std(s).cpu().numpy(), "sd0": sd[i].cpu().numpy(),
+                               "floor2": fl.cpu().numpy()})
                 if spectrum:
-                    per_l = degree_norms(diff).square().sum(-2).sqrt() / _norm2(c)[None, :, None].sqrt()
-                    kk, nn_, ll = np.meshgrid(np.arange(K), np.arange(N), np.arange(b), indexing="ij")
-                    spec_rows.append(pd.DataFrame({"layer": name, "layer_index": i, "input": nn_.ravel(),
-                                                   "rotation": kk.ravel(), "degree": ll.ravel(),
-                                                   "error": per_l.double().cpu().numpy().ravel()}))
-            else:  # invariance of descriptor / linear outputs
-                b = y.shape[-1] if _is_grid(y) else -1
-                out = ys_next.reshape(K, N, -1)
-                ref = y_next.reshape(1, N, -1)
-                rel = (out - ref).norm(dim=-1) / ref.norm(dim=-1)
-                mx = (out - ref).abs().amax(-1)
-                kind_err = "invariance"
-            kk, nn_ = np.meshgrid(np.arange(K), np.arange(N), indexing="ij")
-            rows.append(pd.DataFrame({
-                "layer": name, "layer_index": i, "layer_type": type(layer).__name__,
-                "input": nn_.ravel(), "rotation": kk.ravel(),
-                "rel_error": rel.double().cpu().numpy().ravel(), "max_abs_error": mx.double().cpu().numpy().ravel(),
-                "layer_bandwidth": b, "error_kind": kind_err, "mode": mode,
-            }))
-            y, ys = y_next, ys_next
-    df = pd.concat(rows, ignore_index=True)
+                    per_l = _spectrum(f, diff, n2[i])
+                    if per_l is not None:
+                        b = per_l.shape[-1]
+                        spec_rows.append(pd.DataFrame({
+                            "layer": p.name, "layer_index": j, "input": np.repeat(ii[s0 : s0 + step], b),
+                            "rotation": np.repeat(kk[s0 : s0 + step], b), "degree": np.tile(np.arange(b), len(i)),
+                            "error": per_l.cpu().numpy().ravel()}))
+            del outs
+            release_memory()
+    for j, p in enumerate(plist):
+        rows.append(_rows(p, j, acc[j], mode))
+    df = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COLUMNS)
     if spectrum:
-        return df, pd.concat(spec_rows, ignore_index=True) if spec_rows else pd.DataFrame(
-            columns=["layer", "layer_index", "input", "rotation", "degree", "error"])
+        spec = pd.concat(spec_rows, ignore_index=True) if spec_rows else pd.DataFrame(columns=SPECTRUM_COLUMNS)
+        return df, spec
     return df
 
 
-# --------------------------------------------------------------------------- aliasing
-def aliasing(layer: Pointwise, y: torch.Tensor, reference_factor: int = 4) -> pd.DataFrame:
-    """Aliasing of one nonlinearity on its input ``y`` ``[N, C, grid(b)]`` (per input row):
-
-    * ``out_of_band``: the fraction of the energy of sigma(y) at degrees >= b, from a reference
-      grid of bandwidth ``reference_factor * b`` (y evaluated there exactly from its coefficients);
-    * ``aliasing_error``: ``||P_b sigma(y) - layer(y)|| / ||P_b sigma(y)||``, the layer's
-      bandwidth-b output against the exact projection of sigma(y) onto degrees < b.
-    """
-    if not isinstance(layer, Pointwise):
-        raise TypeError(f"layer: expected a Pointwise layer, got {type(layer).__name__}")
-    kind = layer.input_kind
-    b = bandwidth_from_shape(tuple(y.shape[-2:]), kind)
-    bref = max(reference_factor * b, math.ceil(layer.oversampling * b) * 2)
-    with torch.no_grad():
-        c = sft(y, kind)
-        fine = isft(resize_coefficients(c, bref), "gl")
-        ref = sft(layer.act(fine), "gl")  # [N, C, bref, bref]
-        power = degree_norms(ref).square().sum(-2)  # [N, bref]
-        oob = power[:, b:].sum(-1) / power.sum(-1)
-        proj = resize_coefficients(ref, b)
-        out = sft(layer(y), kind)
-        err = (_norm2(out - proj) / _norm2(proj)).sqrt()
-    return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob.double().cpu().numpy(),
-                         "aliasing_error": err.double().cpu().numpy(), "reference_bandwidth": bref})
+def _rows(p, j: int, parts: list[dict[str, np.ndarray]], mode: str) -> pd.DataFrame:
+    a = {k: np.concatenate([q[k] for q in parts]) if parts else np.zeros(0) for k in
+         ("input", "rotation", "d2", "n2", "max", "sd", "sd0", "floor2")}
+    zero = a["n2"] == 0
+    flat = (a["sd0"] == 0) & ~zero
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(zero, np.nan, np.sqrt(a["d2"] / a["n2"]))
+        floor = np.sqrt(a["floor2"])
+        cohen = np.where(zero | flat, np.nan, a["sd"] / a["sd0"])
+    flag = np.where(zero, "zero reference: relative errors undefined",
+                    np.where(flat, "constant reference: cohen_delta undefined", ""))
+    b = p.out_field.bandwidth
+    return pd.DataFrame({
+        "layer": p.name, "layer_index": j, "layer_type": p.layer_type, "field": repr(p.out_field),
+        "input": a["input"].astype(np.int64), "rotation": a["rotation"].astype(np.int64), "rel_error": rel,
+        "max_abs_error": a["max"], "cohen_delta": cohen, "floor": floor,
+        "layer_bandwidth": -1 if b is None else b,
+        "error_kind": "invariance" if isinstance(p.out_field, Invariant) else "equivariance",
+        "mode": mode, "flag": flag}, columns=COLUMNS)
 
 
-def model_aliasing(model: SphericalModel, x: torch.Tensor, reference_factor: int = 4) -> pd.DataFrame:
-    """:func:`aliasing` for every Pointwise layer of ``model``, fed its input in the unrotated
-    forward pass; columns ``layer, input, out_of_band, aliasing_error, reference_bandwidth``."""
-    frames = []
-    with torch.no_grad():
-        y = x
-        for name, layer in zip(model.names, model.layers):
-            if isinstance(layer, Pointwise):
-                frames.append(aliasing(layer, y, reference_factor).assign(layer=name))
-            if isinstance(layer, (nn.Linear, nn.BatchNorm1d)) and y.dim() > 2:
-                y = y.flatten(1)
-            y = layer(y)
-    cols = ["layer", "input", "out_of_band", "aliasing_error", "reference_bandwidth"]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+def assert_equivariant(model: nn.Module | Callable, x: torch.Tensor, rotations: torch.Tensor | None = None, *,
+                       input: Field | str | None = None, output: Field | None = None,
+                       layers: Sequence[str] | Mapping[str, FieldDecl] | None = None, mode: str = "cumulative",
+                       rtol: float | None = None, n_rotations: int = 4, seed: int = 0,
+                       project: bool = False) -> pd.DataFrame:
+    """Raise AssertionError, with the per-layer table, if any watched layer's relative error
+    exceeds ``rtol`` (default by x's dtype: ``DEFAULT_RTOL``) under ``rotations`` (default
+    ``n_rotations`` Haar rotations from ``seed``). Returns the measurement when it passes."""
+    if rotations is None:
+        rotations = random_rotations(n_rotations, seed=seed)
+    if rtol is None:
+        rtol = DEFAULT_RTOL.get(x.real.dtype if isinstance(x, torch.Tensor) and x.is_complex() else
+                                getattr(x, "dtype", None), 1e-4)
+    df = equivariance_error(model, x, rotations, input=input, output=output, layers=layers, mode=mode,
+                            project=project)
+    worst = df.groupby("layer", sort=False).agg(max_rel_error=("rel_error", "max"), floor=("floor", "max"),
+                                                field=("field", "first"))
+    bad = worst[~(worst["max_rel_error"] <= rtol)]  # NaN fails too
+    if len(bad):
+        raise AssertionError(f"not equivariant to rtol={rtol:g} ({mode} mode, {df['rotation'].nunique()} rotations,"
+                             f" {df['input'].nunique()} inputs); failing: {list(bad.index)}\n{worst.to_string()}")
+    return df
 
 
-__all__ = ["MODES", "random_signals", "equivariance_error", "aliasing", "model_aliasing"]
+__all__ = ["MODES", "DEFAULT_RTOL", "random_signals", "equivariance_error", "assert_equivariant", "check_rotations"]

@@ -16,7 +16,12 @@ kind    theta_j                               phi_k             shape
 dh      pi j / (2b)   (north pole included)   2 pi k / (2b)     2b x 2b
 soft    pi (2j+1) / (4b)   (pole-free)        2 pi k / (2b)     2b x 2b
 gl      arccos of the b Gauss-Legendre nodes  2 pi k / (2b-1)   b x (2b-1)
+cc      pi j / (2b-1)   (both poles)          2 pi k / (2b)     2b x 2b
 ======  ====================================  ================  ===========
+
+``cc`` is the Clenshaw-Curtis grid that torch-harmonics calls "equiangular" (and ducc0 "CC");
+torch-harmonics' "legendre-gauss" grid with nlon = 2b - 1 is ``gl``. ``dh``, ``soft`` and ``cc``
+share the shape 2b x 2b, so a grid's kind can never be read off a tensor: it is always declared.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GRID_KINDS: tuple[str, ...] = ("dh", "soft", "gl")
+GRID_KINDS: tuple[str, ...] = ("dh", "soft", "gl", "cc")
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,9 +67,11 @@ class Grid:
         return np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1)
 
 
-def check_kind(kind: object) -> str:
-    if kind not in GRID_KINDS:
-        raise ValueError(f"kind: unknown grid {kind!r}; valid grids are {list(GRID_KINDS)}")
+def check_kind(kind: object, name: str = "kind") -> str:
+    if not isinstance(kind, str) or kind not in GRID_KINDS:
+        hint = " (torch-harmonics' 'equiangular' grid is 'cc', its 'legendre-gauss' is 'gl')" \
+            if kind in ("equiangular", "legendre-gauss") else ""
+        raise ValueError(f"{name}: unknown grid {kind!r}; valid grids are {list(GRID_KINDS)}{hint}")
     return kind  # type: ignore[return-value]
 
 
@@ -108,6 +115,21 @@ def _equiangular_weights(theta: np.ndarray, b: int) -> np.ndarray:
     return (2.0 / b) * np.sin(theta) * s.sum(axis=1)
 
 
+def _clenshaw_curtis_weights(n: int) -> np.ndarray:
+    """Clenshaw-Curtis weights for the n nodes ``cos(pi j / (n-1))`` (both ends), sum 2:
+    ``w_j = (c_j / N) (1 - sum_{k=1}^{N/2} e_k cos(2 k t_j) / (4 k^2 - 1))`` with N = n - 1,
+    c_j = 1 at the ends and 2 inside, e_k = 1 for k = N/2 and 2 otherwise. Exact for polynomials
+    of degree <= N in cos(theta) (Waldvogel 2006)."""
+    N = n - 1
+    if N == 0:
+        return np.array([2.0])
+    t = np.pi * np.arange(n) / N
+    k = np.arange(1, N // 2 + 1)
+    e = np.where(2 * k == N, 1.0, 2.0)
+    c = np.where((np.arange(n) == 0) | (np.arange(n) == N), 1.0, 2.0)
+    return c / N * (1.0 - (e / (4.0 * k * k - 1.0) * np.cos(2.0 * np.outer(t, k))).sum(axis=1))
+
+
 def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre colatitudes (ascending) and weights (sum 2), to ~1e-16 relative.
 
@@ -121,13 +143,16 @@ def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=64)
 def grid(kind: str = "dh", bandwidth: int = 16) -> Grid:
-    """The sampling grid ``kind`` ("dh", "soft" or "gl") at ``bandwidth`` (degrees ``l < b``)."""
+    """The sampling grid ``kind`` ("dh", "soft", "gl" or "cc") at ``bandwidth`` (degrees ``l < b``)."""
     check_kind(kind)
     b = check_bandwidth(bandwidth)
     nlat, nlon = grid_shape(kind, b)
     phi = 2.0 * np.pi * np.arange(nlon) / nlon
     if kind == "gl":
         theta, weights = _gauss_legendre(b)
+    elif kind == "cc":
+        theta = np.pi * np.arange(nlat) / (nlat - 1)
+        weights = _clenshaw_curtis_weights(nlat)
     else:
         j = np.arange(nlat)
         theta = np.pi * j / nlat if kind == "dh" else np.pi * (2 * j + 1) / (2 * nlat)

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .fields import Field, Invariant, S2Grid
 from .grids import GRID_KINDS
 from .layers import ACTIVATIONS, InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
 
@@ -84,6 +85,29 @@ class SphericalModel(nn.Module):
             x = layer(x)
             outs.append((name, x))
         return (x, outs) if return_all else x
+
+    @property
+    def kind(self) -> str:
+        return self.spec["kind"]
+
+    def input_field(self) -> S2Grid:
+        """The field of this model's input: its grid kind at its bandwidth."""
+        return S2Grid(self.spec["kind"], self.spec["bandwidth"])
+
+    def fields(self) -> list[tuple[str, nn.Module, Field, Field]]:
+        """``(name, layer, input field, output field)`` per layer, from the spec: grids of the
+        model's kind (pools change the bandwidth), then invariants from the descriptor on."""
+        out, f = [], self.input_field()
+        for name, layer in zip(self.names, self.layers):
+            if isinstance(layer, SpectralPool):
+                g = S2Grid(f.kind, layer.output_bandwidth(f.bandwidth))
+            elif isinstance(layer, (InvariantDescriptor, nn.Linear, nn.BatchNorm1d)):
+                g = Invariant()
+            else:
+                g = f
+            out.append((name, layer, f, g))
+            f = g
+        return out
 
 
 def _check_int(v: Any, where: str, lo: int = 1) -> int:

@@ -418,3 +418,40 @@ def _rotate_interpolate(x: torch.Tensor, R: torch.Tensor, kind: str) -> torch.Te
     wt, wp = wt.expand(*lead, *wt.shape[-2:]).reshape(*lead, -1), wp.expand(*lead, *wp.shape[-2:]).reshape(*lead, -1)
     v = (1 - wt) * ((1 - wp) * at(j0, k0) + wp * at(j0, k1)) + wt * ((1 - wp) * at(j1, k0) + wp * at(j1, k1))
     return v.reshape(*lead, g.nlat, g.nlon)
+
+
+# --------------------------------------------------------------------------- the Lie algebra
+def _ladder(b: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[b, b]`` ``sqrt((l - m + 1)(l + m))`` and ``sqrt((l + m + 1)(l - m))`` (zero where m > l):
+    ``(J+ f)_m = up[l, m] f_{m-1}``, ``(J- f)_m = down[l, m] f_{m+1}`` (Condon-Shortley)."""
+    l = torch.arange(b, dtype=torch.float64)[:, None]
+    m = torch.arange(b, dtype=torch.float64)[None, :]
+    ok = m <= l
+    up = torch.where(ok, ((l - m + 1) * (l + m)).clamp_min(0).sqrt(), 0.0)
+    down = torch.where(ok, ((l + m + 1) * (l - m)).clamp_min(0).sqrt(), 0.0)
+    return up.to(device=device, dtype=dtype), down.to(device=device, dtype=dtype)
+
+
+def lie_algebra_action(coeffs: torch.Tensor, omega: torch.Tensor | tuple[float, float, float]) -> torch.Tensor:
+    """The infinitesimal rotation ``d/dt (exp(t [omega]_x) . f)`` at t = 0 in the coefficient
+    domain: ``-i (omega . J) f`` per degree, on the m >= 0 half of real signals.
+
+    coeffs ``[..., b, b]`` complex; omega: the rotation axis times the angular speed, 3 numbers
+    (harness frame). ``J_z = m``, ``J_x = (J+ + J-)/2``, ``J_y = (J+ - J-)/(2i)``, so that
+    ``D(R) = exp(-i t n.J)`` for the rotation by t about n (docs/conventions.md). The result is
+    again the m >= 0 half of a real signal (its m = 0 entries are real).
+    """
+    b = check_coefficients(coeffs)
+    w = [float(v) for v in (omega.tolist() if isinstance(omega, torch.Tensor) else omega)]
+    if len(w) != 3:
+        raise ValueError(f"omega: expected 3 numbers (an axis times a speed), got {omega!r}")
+    rdt = coeffs.real.dtype
+    c = torch.cat([coeffs[..., :1].real.to(coeffs.dtype), coeffs[..., 1:]], dim=-1)  # Im f^0_l ignored
+    up, down = _ladder(b, rdt, coeffs.device)
+    prev = torch.cat([-c[..., 1:2].conj(), c[..., :-1]], dim=-1)  # f_{m-1}; f_{-1} = -conj(f_1)
+    nxt = torch.cat([c[..., 1:], torch.zeros_like(c[..., :1])], dim=-1)  # f_{m+1}
+    jp, jm = up * prev, down * nxt
+    m = torch.arange(b, device=coeffs.device, dtype=rdt)
+    # -i (wx (J+ + J-)/2 + wy (J+ - J-)/(2i) + wz J_z)
+    out = (-0.5j * w[0] - 0.5 * w[1]) * jp + (-0.5j * w[0] + 0.5 * w[1]) * jm - 1j * w[2] * m * c
+    return out * torch.tril(torch.ones(b, b, dtype=rdt, device=coeffs.device))

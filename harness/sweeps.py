@@ -22,6 +22,21 @@ A config (see ``experiments/default.toml``)::
     pool = false      # a spectral pool (b -> b/2) after every block
     descriptor = true # an invariant descriptor at the end
 
+A user's model instead of the built-in stack (``docs/config.md``)::
+
+    [axes]
+    bandwidth = [8, 16]
+    res = [10, 20]               # any extra axis: the factory's keyword arguments
+    [model]
+    factory = "peers.py:make"    # "package.module:function", or a .py file next to the config
+    input = { field = "S2Grid", kind = "dh" }   # bandwidth from the axis
+    output = { field = "Invariant" }            # optional: the model output's field
+    layers = ["block1", "block2"]               # optional: submodules to watch
+
+The factory is called with every axis written in ``[axes]`` as a keyword argument (under the
+cell's seed) and returns an ``nn.Module``. ``run_sweep(config, model_factory=fn)`` passes a
+callable instead.
+
 Everything is validated before any compute. ``run_sweep`` runs each cell independently (default
 a local process pool; any ``concurrent.futures.Executor``, e.g. a Dask cluster's
 ``client.get_executor()``), writes each finished cell atomically, and on a rerun skips the cells
@@ -32,7 +47,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import copy
+import functools
 import hashlib
+import importlib
+import importlib.util
+import inspect
 import itertools
 import json
 import multiprocessing
@@ -46,7 +65,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .equivariance import MODES, equivariance_error, model_aliasing, random_signals
+from .aliasing import model_aliasing
+from .equivariance import MODES, equivariance_error, random_signals
+from .fields import field_from_table
 from .grids import GRID_KINDS
 from .layers import ACTIVATIONS
 from .models import build_model
@@ -103,6 +124,37 @@ MODEL: dict[str, tuple[Any, Any]] = {
     "in_channels": (_ints(1), 1),
 }
 MODEL["pool"][0].__doc__ = MODEL["descriptor"][0].__doc__ = "true or false"
+FACTORY_MODEL = {"factory", "input", "output", "layers", "in_channels"}
+_INPUT_AXES = ("bandwidth", "kind", "dtype", "alpha", "seed")  # read by the harness for the inputs
+
+
+def load_factory(spec: Any, base: Path | None = None) -> tuple[Any, str]:
+    """``(callable, identity)`` for ``"package.module:function"``, ``"file.py:function"`` (relative
+    to ``base``, the config's directory) or a callable; the identity is what the cells record."""
+    if callable(spec):
+        return spec, f"{spec.__module__}:{spec.__qualname__}"
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise ValueError(f"model.factory: expected 'package.module:function' or 'file.py:function', got {spec!r}")
+    mod, name = spec.split(":")
+    if mod.endswith(".py"):
+        path = Path(mod) if Path(mod).is_absolute() else (base or Path.cwd()) / mod
+        path = path.resolve()
+        if not path.is_file():
+            raise ValueError(f"model.factory: no such file {path}")
+        ident = f"{path}:{name}"
+        loader = importlib.util.spec_from_file_location(f"harness_factory_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}", path)
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
+    else:
+        ident = spec
+        try:
+            module = importlib.import_module(mod)
+        except ImportError as e:
+            raise ValueError(f"model.factory: cannot import {mod!r}: {e}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ValueError(f"model.factory: {mod} has no callable {name!r}")
+    return fn, ident
 
 
 def _check_table(table: Any, spec: dict[str, tuple[Any, Any]], where: str, axis: bool) -> dict[str, Any]:
@@ -126,8 +178,10 @@ def _check_table(table: Any, spec: dict[str, tuple[Any, Any]], where: str, axis:
     return out
 
 
-def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
-    """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict."""
+def load_config(config: str | os.PathLike | dict[str, Any], model_factory: Any = None) -> dict[str, Any]:
+    """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict.
+    ``model_factory``: a callable that replaces ``[model] factory``."""
+    base = None if isinstance(config, dict) else Path(config).resolve().parent
     config = read_config(config)
     unknown = set(config) - {"name", "description", "axes", "run", "model"}
     if unknown:
@@ -136,12 +190,15 @@ def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     name = config.get("name")
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"config.name: expected a non-empty name without '/', got {name!r}")
+    model = config.get("model", {})
+    if model_factory is not None or (isinstance(model, dict) and "factory" in model):
+        return _load_factory_config(config, name, model_factory, base)
     norm = {
         "name": name,
         "description": str(config.get("description", "")),
         "axes": _check_table(config.get("axes", {}), AXES, "axes", axis=True),
         "run": _check_table(config.get("run", {}), RUN, "run", axis=False),
-        "model": _check_table(config.get("model", {}), MODEL, "model", axis=False),
+        "model": _check_table(model, MODEL, "model", axis=False),
     }
     depth, pool, fp = max(norm["axes"]["depth"]), norm["model"]["pool"], norm["model"]["filter_params"]
     for b in norm["axes"]["bandwidth"]:
@@ -152,6 +209,52 @@ def load_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"model.filter_params: {fp} exceeds the bandwidth {smallest} reaching the last"
                              f" conv layer when axes.bandwidth = {b}")
     return norm
+
+
+def _load_factory_config(config: dict[str, Any], name: str, model_factory: Any, base: Path | None) -> dict[str, Any]:
+    """A sweep over a user's model: ``[model] factory``, its input field and the axes it takes."""
+    model = dict(config.get("model", {}))
+    if model_factory is not None:
+        model["factory"] = model_factory
+    unknown = set(model) - FACTORY_MODEL
+    if unknown:
+        raise ValueError(f"model: unknown key(s) {sorted(unknown)} with a factory; valid keys are {sorted(FACTORY_MODEL)}")
+    fn, ident = load_factory(model["factory"], base)
+    axes_in = config.get("axes", {})
+    if not isinstance(axes_in, dict):
+        raise ValueError(f"axes: expected a table, got {axes_in!r}")
+    known = {k: v for k, v in axes_in.items() if k in AXES}
+    axes = _check_table(known, {k: AXES[k] for k in (*known, *_INPUT_AXES) if k in AXES}, "axes", axis=True)
+    for k, v in axes_in.items():
+        if k in AXES:
+            continue
+        values = v if isinstance(v, list) else [v]
+        if not values or not all(isinstance(a, (int, float, str, bool)) for a in values):
+            raise ValueError(f"axes.{k}: expected a non-empty list of numbers, strings or booleans, got {v!r}")
+        axes[k] = values
+    passed = list(axes_in)
+    try:
+        inspect.signature(fn).bind(**{k: axes[k][0] for k in passed})
+    except TypeError as e:
+        raise ValueError(f"model.factory: {ident} cannot be called with the axes {passed} as keyword"
+                         f" arguments: {e}") from None
+    if "input" not in model:
+        raise ValueError("model.input: a factory model needs its input field, e.g. input = { field = \"S2Grid\","
+                         " kind = \"dh\" } (bandwidth from the axis)")
+    first = {k: v[0] for k, v in axes.items()}
+    field_from_table(model["input"], first, "model.input")
+    if model.get("output") is not None:
+        field_from_table(model["output"], first, "model.output")
+    layers = model.get("layers")
+    if layers is not None and (not isinstance(layers, list) or not layers or not all(isinstance(n, str) for n in layers)):
+        raise ValueError(f"model.layers: expected a non-empty list of submodule names, got {layers!r}")
+    in_channels = model.get("in_channels")
+    if in_channels is not None and not _ints(1)(in_channels):
+        raise ValueError(f"model.in_channels: expected an int >= 1, got {in_channels!r}")
+    return {"name": name, "description": str(config.get("description", "")), "axes": axes,
+            "run": _check_table(config.get("run", {}), RUN, "run", axis=False),
+            "model": {"factory": ident, "input": model["input"], "output": model.get("output"),
+                      "layers": layers, "in_channels": in_channels, "factory_axes": passed}}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -184,25 +287,42 @@ def cell_model_spec(cell: dict[str, Any]) -> dict[str, Any]:
     return {"in_channels": m["in_channels"], "bandwidth": cell["bandwidth"], "kind": cell["kind"], "layers": layers}
 
 
-def run_cell(cell: dict[str, Any]) -> pd.DataFrame:
+def _build(cell: dict[str, Any], factory: Any, dtype: torch.dtype) -> tuple[Any, Any, Any, list | None]:
+    """The cell's model (seeded), its input field, output field and watched layers."""
+    m = cell["model"]
+    with torch.random.fork_rng():
+        torch.manual_seed(int(cell["seed"]))
+        if "factory" not in m:
+            model = build_model(cell_model_spec(cell))
+            return model.to(dtype), model.input_field(), None, None
+        fn = factory or load_factory(m["factory"])[0]
+        model = fn(**{k: cell[k] for k in m["factory_axes"]})
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model.factory: {m['factory']} returned a {type(model).__name__}, not an nn.Module")
+    axes = {k: cell[k] for k in cell if k not in ("run", "model", "experiment", "cell_id")}
+    out = field_from_table(m["output"], axes, "model.output") if m.get("output") else None
+    return model.to(dtype), field_from_table(m["input"], axes, "model.input"), out, m.get("layers")
+
+
+def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
     """One cell: build the seeded model, inputs and rotations, measure. Pure: the same cell gives
-    the same numbers on the same machine (one thread, float64)."""
+    the same numbers on the same machine (one thread, float64). ``factory``: the callable behind
+    ``cell["model"]["factory"]`` when it was passed directly."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         dtype = getattr(torch, cell["dtype"])
         seed, run = int(cell["seed"]), cell["run"]
         device = torch.device(run.get("device", "cpu"))
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = build_model(cell_model_spec(cell)).to(dtype).eval()
+        model, field, out_field, layers = _build(cell, factory, dtype)
         model = model.to(device)
-        x = random_signals(run["n_inputs"], cell["model"]["in_channels"], cell["bandwidth"], cell["alpha"],
-                           cell["kind"], seed=seed + 1, dtype=dtype).to(device)
+        x = field.random(run["n_inputs"], channels=cell["model"]["in_channels"], alpha=cell["alpha"],
+                         seed=seed + 1, dtype=dtype).to(device)
         R = random_rotations(run["n_rotations"], seed=seed + 2, dtype=dtype).to(device)
-        frames = [equivariance_error(model, x, R, mode=mode, kind=cell["kind"]) for mode in run["modes"]]
+        frames = [equivariance_error(model, x, R, input=field, output=out_field, layers=layers, mode=mode)
+                  for mode in run["modes"]]
         df = pd.concat(frames, ignore_index=True)
-        alias = model_aliasing(model, x, run["reference_factor"])
+        alias = model_aliasing(model, x, input=field, reference_factor=run["reference_factor"])
         df = df.merge(alias, on=["layer", "input"], how="left")
         times = []
         with torch.no_grad():
@@ -215,7 +335,7 @@ def run_cell(cell: dict[str, Any]) -> pd.DataFrame:
         df["forward_ms"] = 1e3 * float(np.median(times[1:])) / x.shape[0]  # per input
     finally:
         torch.set_num_threads(threads)
-    for k in ("experiment", "cell_id", *AXES):
+    for k in ("experiment", "cell_id", *(k for k in cell if k not in ("run", "model", "experiment", "cell_id"))):
         df[k] = cell[k]
     df["n_inputs"], df["n_rotations"] = run["n_inputs"], run["n_rotations"]
     return df
@@ -228,17 +348,19 @@ def _default_executor(workers: int | None) -> cf.Executor:
 
 def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor | None = None,
               out: str | os.PathLike | None = None, workers: int | None = None,
-              progress: bool | None = None) -> pd.DataFrame:
+              progress: bool | None = None, model_factory: Any = None) -> pd.DataFrame:
     """Run a sweep; returns all its rows (finished earlier or now) as one DataFrame.
 
     out: the results directory (default ``results/<name>``). executor: any
     ``concurrent.futures.Executor``; default a local process pool of ``workers`` (default 2).
     Cells already on disk are skipped; each finished cell is written atomically as it finishes.
-    progress: a tqdm bar (None: only when stderr is a terminal).
+    progress: a tqdm bar (None: only when stderr is a terminal). model_factory: a callable that
+    builds the model from the cell's axes (replaces ``[model] factory``; it must be importable by
+    the workers, i.e. defined at the top level of a module).
     """
     from tqdm.auto import tqdm
 
-    cfg = load_config(config)
+    cfg = load_config(config, model_factory)
     root = Path(out) if out is not None else Path("results") / cfg["name"]
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")  # as run
@@ -254,7 +376,8 @@ def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor 
                disable=None if progress is None else not progress)
     futures = {}
     try:
-        futures = {ex.submit(run_cell, c): c for c in todo}
+        task = run_cell if model_factory is None else functools.partial(run_cell, factory=model_factory)
+        futures = {ex.submit(task, c): c for c in todo}
         for fut in cf.as_completed(futures):
             cell = futures[fut]
             df = fut.result()

@@ -218,7 +218,7 @@ def _descriptor_invariance(model: nn.Module, x: torch.Tensor, t: dict[str, Any],
     xs = x[: t["invariance_inputs"]].double()
     m = copy.deepcopy(model).double()
     df = equivariance_error(m, xs, random_rotations(t["invariance_rotations"], seed=seed + 99), mode="cumulative",
-                            kind=m.spec["kind"])
+                            project=True)
     return float(df[df["layer"].str.startswith("descriptor")]["rel_error"].median())
 
 

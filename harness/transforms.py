@@ -36,7 +36,7 @@ from .grids import bandwidth_from_shape, check_kind, grid, mirror_pairs
 from .legendre import legendre_diagonals, legendre_table
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
-_DUCC_GEOMETRY = {"dh": "DH", "soft": "F1", "gl": "GL"}
+_DUCC_GEOMETRY = {"dh": "DH", "soft": "F1", "gl": "GL", "cc": "CC"}
 _REAL_DTYPES = (torch.float32, torch.float64)
 _COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
@@ -238,13 +238,18 @@ def _m_weights(b: int, mpos: float, like: torch.Tensor) -> torch.Tensor:
 
 
 class _TorchSFT(torch.autograd.Function):
-    """The torch path's sft; backward ``grad_x = w * synthesis(g with m > 0 halved)``, the exact
-    adjoint (the kernels write into preallocated buffers, which autograd cannot trace)."""
+    """The torch path's sft. It is linear, so its forward-mode derivative (``jvp``, used by
+    ``torch.func.jvp`` and the Lie derivative) is the sft of the tangent; backward
+    ``grad_x = w * synthesis(g with m > 0 halved)`` is the exact adjoint (the kernels write into
+    preallocated buffers, which autograd cannot trace)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: LegendrePlan) -> torch.Tensor:  # type: ignore[override]
-        ctx.p = p
+    def forward(x: torch.Tensor, p: LegendrePlan) -> torch.Tensor:  # type: ignore[override]
         return _analysis_torch(x, p, p.wscale)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.p = inputs[1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -253,14 +258,22 @@ class _TorchSFT(torch.autograd.Function):
         gx = _synthesis_torch(g * _m_weights(p.bandwidth, 0.5, g), p)
         return gx * (p.wscale / p.nlon)[:, None], None  # d y / d x_jk = 2 pi w_j / nlon conj(Y)
 
+    @staticmethod
+    def jvp(ctx, x_t: torch.Tensor, _p_t) -> torch.Tensor:  # type: ignore[override]
+        return _analysis_torch(x_t.contiguous(), ctx.p, ctx.p.wscale)
+
 
 class _TorchISFT(torch.autograd.Function):
-    """The torch path's isft; backward ``grad_c = 2^[m>0] sum_x g conj(Y)``, Im of m = 0 dropped."""
+    """The torch path's isft (linear: ``jvp`` is the isft of the tangent); backward
+    ``grad_c = 2^[m>0] sum_x g conj(Y)``, Im of m = 0 dropped."""
 
     @staticmethod
-    def forward(ctx, c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:  # type: ignore[override]
-        ctx.p = p
+    def forward(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:  # type: ignore[override]
         return _synthesis_torch(c, p)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.p = inputs[1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -270,6 +283,10 @@ class _TorchISFT(torch.autograd.Function):
         gc = _analysis_torch(g.contiguous(), p, ones) * _m_weights(p.bandwidth, 2.0, g)
         gc[:, :, 0] = gc[:, :, 0].real
         return gc, None
+
+    @staticmethod
+    def jvp(ctx, c_t: torch.Tensor, _p_t) -> torch.Tensor:  # type: ignore[override]
+        return _synthesis_torch(c_t, ctx.p)
 
 
 # --------------------------------------------------------------------------- the ducc0 path
@@ -358,14 +375,18 @@ def _ducc_analysis_adjoint(c: np.ndarray, kind: str) -> np.ndarray:
 
 
 class _DuccSFT(torch.autograd.Function):
-    """``[B, nlat, nlon]`` -> ``[B, b, b]``, the quadrature sum.
-    Backward: ``grad_x = Re(sum_{m>=0} g Y) w``: ducc0's adjoint with m > 0 halved (ducc0 counts
-    each m > 0 coefficient twice, for +m and -m; torch's real-to-complex gradient counts it once)."""
+    """``[B, nlat, nlon]`` -> ``[B, b, b]``, the quadrature sum (linear: ``jvp`` transforms the
+    tangent). Backward: ``grad_x = Re(sum_{m>=0} g Y) w``: ducc0's adjoint with m > 0 halved
+    (ducc0 counts each m > 0 coefficient twice, for +m and -m; torch's real-to-complex gradient
+    counts it once)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, kind: str, b: int) -> torch.Tensor:  # type: ignore[override]
-        ctx.kind = kind
+    def forward(x: torch.Tensor, kind: str, b: int) -> torch.Tensor:  # type: ignore[override]
         return torch.from_numpy(_ducc_analysis(_np(x), kind, b))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.kind, ctx.b = inputs[1], inputs[2]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -374,14 +395,22 @@ class _DuccSFT(torch.autograd.Function):
         gn = gn * _m_factor(gn.shape[-1], gn.dtype, 1.0, 0.5)
         return torch.from_numpy(_ducc_analysis_adjoint(gn, ctx.kind)), None, None
 
+    @staticmethod
+    def jvp(ctx, x_t: torch.Tensor, *_):  # type: ignore[override]
+        return _DuccSFT.apply(x_t, ctx.kind, ctx.b)
+
 
 class _DuccISFT(torch.autograd.Function):
-    """``[B, b, b]`` -> ``[B, nlat, nlon]``; backward: ``grad_c = 2^[m>0] sum_x g conj(Y)``."""
+    """``[B, b, b]`` -> ``[B, nlat, nlon]`` (linear: ``jvp`` synthesizes the tangent);
+    backward: ``grad_c = 2^[m>0] sum_x g conj(Y)``."""
 
     @staticmethod
-    def forward(ctx, c: torch.Tensor, kind: str) -> torch.Tensor:  # type: ignore[override]
-        ctx.kind, ctx.b = kind, c.shape[-1]
+    def forward(c: torch.Tensor, kind: str) -> torch.Tensor:  # type: ignore[override]
         return torch.from_numpy(_ducc_synthesis(_np(c), kind))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.kind, ctx.b = inputs[1], inputs[0].shape[-1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -390,6 +419,10 @@ class _DuccISFT(torch.autograd.Function):
         gc *= _m_factor(ctx.b, gc.dtype, 1.0, 2.0)  # each m > 0 stands for +m and -m
         gc[:, :, 0].imag = 0.0  # Im f^0_l does not enter the signal
         return torch.from_numpy(gc), None
+
+    @staticmethod
+    def jvp(ctx, c_t: torch.Tensor, *_):  # type: ignore[override]
+        return _DuccISFT.apply(c_t, ctx.kind)
 
 
 # --------------------------------------------------------------------------- checks and public API
@@ -415,7 +448,7 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
     # full check only runs when the sum overflowed or something really is non-finite. On the CPU
     # the sum runs in numpy: a torch op here leaves torch's OpenMP workers spinning, and on two
     # cores they take the cores from ducc0's threads (measured: ~7 ms of ~20 at b = 256).
-    if t.device.type == "cpu":
+    if t.device.type == "cpu" and not torch._C._functorch.is_functorch_wrapped_tensor(t):
         a = t.detach().resolve_conj().resolve_neg().numpy()
         with np.errstate(over="ignore", invalid="ignore"):
             total = a.sum()

@@ -29,6 +29,9 @@ def test_grid_nodes_and_shapes_match_the_formulas():
     np.testing.assert_allclose(gl.weights, w[::-1], rtol=1e-12)
     assert dh.shape == soft.shape == (2 * b, 2 * b)  # (2b)^2 points, not the seed's (2b+1)^2
     assert gl.shape == (b, 2 * b - 1)
+    cc = harness.grid("cc", b)  # torch-harmonics' "equiangular": both poles
+    np.testing.assert_allclose(cc.theta, np.pi * j / (2 * b - 1))
+    assert cc.shape == (2 * b, 2 * b) and cc.theta[0] == 0 and cc.theta[-1] == np.pi
 
 
 @pytest.mark.parametrize("kind", GRID_KINDS)
@@ -43,8 +46,10 @@ def test_shape_round_trip_and_errors():
             assert bandwidth_from_shape(grid_shape(kind, b), kind) == b
     with pytest.raises(ValueError, match=r"fits no bandwidth of the 'dh' grid"):
         bandwidth_from_shape((10, 12), "dh")
-    with pytest.raises(ValueError, match=r"valid grids are \['dh', 'soft', 'gl'\]"):
+    with pytest.raises(ValueError, match=r"valid grids are \['dh', 'soft', 'gl', 'cc'\]"):
         harness.grid("healpix", 4)
+    with pytest.raises(ValueError, match=r"torch-harmonics' 'equiangular' grid is 'cc'"):
+        harness.grid("equiangular", 4)
     with pytest.raises(ValueError, match="bandwidth: expected an int >= 1, got 0"):
         harness.grid("dh", 0)
     with pytest.raises(TypeError, match="bandwidth"):

@@ -141,7 +141,7 @@ def test_group_laws_b512_on_selected_degrees():
 
 
 # --------------------------------------------------------------------------- rotating signals
-@pytest.mark.parametrize("kind", ["dh", "soft", "gl"])
+@pytest.mark.parametrize("kind", ["dh", "soft", "gl", "cc"])
 @pytest.mark.parametrize("b", [4, 16, 32])
 def test_rotate_matches_pointwise_evaluation_with_scipy(kind, b):
     # f(R^-1 p) evaluated with sph_harm_y from the original coefficients: pins direction and Euler
@@ -184,7 +184,7 @@ def test_rotate_coefficients_broadcasts_and_float32():
     assert float((out32 - out[:, 0]).abs().max() / c.abs().max()) <= 1e-5
 
 
-@pytest.mark.parametrize("kind", ["dh", "soft", "gl"])
+@pytest.mark.parametrize("kind", ["dh", "soft", "gl", "cc"])
 def test_interpolated_rotation_converges_at_second_order(kind):
     # bilinear resampling of a fixed smooth (degree < 4) signal: the error against the exact
     # rotation falls ~16x when the grid is 4x finer (second order), poles included

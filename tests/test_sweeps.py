@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -7,6 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+
+import harness
 
 import harness.plots
 from harness.results import load_results
@@ -143,3 +147,46 @@ def test_cli_plot_and_show(smoke):
     s = subprocess.run([sys.executable, "-m", "harness", "show", str(out)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert s.returncode == 0 and "relu" in s.stdout and "median relative equivariance error" in s.stdout
+
+
+MYMODELS = """
+import torch
+import harness
+
+
+def make(bandwidth, width):
+    return torch.nn.Sequential(harness.SphericalConv(1, width, bandwidth), torch.nn.ReLU(),
+                               harness.SphericalConv(width, 1, bandwidth))
+"""
+
+
+def test_a_sweep_over_a_users_model_as_the_docs_show(tmp_path):
+    toml = re.search(r"```toml\n(.*?)```", (ROOT / "docs" / "measuring.md").read_text(), flags=re.S).group(1)
+    (tmp_path / "my.toml").write_text(toml)
+    (tmp_path / "mymodels.py").write_text(MYMODELS)
+    df = run_sweep(tmp_path / "my.toml", out=tmp_path / "out", workers=1, progress=False)
+    assert df["cell_id"].nunique() == 4 and set(df["width"]) == {4, 8} and set(df["bandwidth"]) == {8, 16}
+    worst = df.groupby(["mode", "layer"])["rel_error"].max()
+    assert worst["isolated", "0"] <= 1e-12 and worst["isolated", "2"] <= 1e-12 and worst["isolated", "1"] > 1e-2
+    assert df.loc[df["layer"] == "1", "aliasing_error"].notna().all()  # nn.ReLU is read as a nonlinearity
+    bad = {"name": "bad", "axes": {"bandwidth": [8], "depth_": [2]},
+           "model": {"factory": str(tmp_path / "mymodels.py") + ":make", "input": {"field": "S2Grid", "kind": "dh"}}}
+    with pytest.raises(ValueError, match=r"model.factory: .*mymodels.py:make cannot be called with the axes \['bandwidth', 'depth_'\]"):
+        load_config(bad)
+    with pytest.raises(ValueError, match=r"model.input: a factory model needs its input field"):
+        load_config({"name": "bad", "axes": {"bandwidth": [8], "width": [2]},
+                     "model": {"factory": str(tmp_path / "mymodels.py") + ":make"}})
+
+
+def tanh_net(bandwidth):
+    return torch.nn.Sequential(harness.SphericalConv(1, 2, bandwidth), torch.nn.Tanh())
+
+
+def test_run_sweep_takes_a_factory_callable(tmp_path):
+    import concurrent.futures as cf
+
+    cfg = {"name": "fn", "axes": {"bandwidth": [6]}, "run": {"n_inputs": 2, "n_rotations": 2, "modes": ["cumulative"]},
+           "model": {"input": {"field": "S2Grid", "kind": "dh"}, "in_channels": 1}}
+    with cf.ThreadPoolExecutor(1) as ex:
+        df = run_sweep(cfg, executor=ex, out=tmp_path, progress=False, model_factory=tanh_net)
+    assert list(df["layer"].unique()) == ["0", "1"] and df.loc[df["layer"] == "1", "rel_error"].min() > 1e-3

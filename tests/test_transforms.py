@@ -141,7 +141,7 @@ class TestBadInput:
             harness.sft(torch.zeros(0, 0, dtype=torch.float64))
 
     def test_unknown_grid_lists_valid_ones(self):
-        with pytest.raises(ValueError, match=r"unknown grid 'equiangular'; valid grids are \['dh', 'soft', 'gl'\]"):
+        with pytest.raises(ValueError, match=r"unknown grid 'equiangular'; valid grids are \['dh', 'soft', 'gl', 'cc'\]"):
             harness.sft(torch.zeros(4, 4, dtype=torch.float64), "equiangular")
         with pytest.raises(ValueError, match="valid grids"):
             harness.isft(torch.zeros(2, 2, dtype=torch.complex128), "healpix")

@@ -1,0 +1,133 @@
+"""Aliasing of pointwise nonlinearities: what sampling sigma on a grid does to a band-limited signal.
+
+For a nonlinearity with input y of bandwidth b (``docs/metrics.md``):
+
+* ``out_of_band``: the fraction of the energy of sigma(y) at degrees >= b, from a reference grid
+  of bandwidth ``b_ref`` on which y is evaluated exactly from its coefficients;
+* ``aliasing_error``: ``||sft(layer(y)) - P_b sigma(y)|| / ||P_b sigma(y)||``, the layer's
+  bandwidth-b output against the exact projection of sigma(y) onto degrees < b.
+
+Works for a harness :class:`~harness.layers.Pointwise` (its sigma, its oversampling), any
+pointwise ``nn.Module`` (``nn.ReLU``, ``nn.GELU``, ...) or a callable applied elementwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .fields import Field, S2Grid
+from .grids import bandwidth_from_shape, check_kind
+from .layers import Pointwise
+from .models import SphericalModel
+from .transforms import degree_norms, isft, resize_coefficients, sft
+from .watch import frozen, prepare_input, run, watch_list
+
+#: torch modules that apply one function to every entry independently (watched by default).
+POINTWISE_MODULES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid,
+    nn.Softplus, nn.Softsign, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Tanhshrink,
+    nn.LogSigmoid, nn.Threshold)
+COLUMNS = ["layer", "input", "out_of_band", "aliasing_error", "reference_bandwidth"]
+
+
+def _norm2(c: torch.Tensor) -> torch.Tensor:
+    """``[N]`` squared L2(S^2) norm of ``[N, ..., b, b]`` coefficients."""
+    return degree_norms(c).square().reshape(c.shape[0], -1).sum(-1)
+
+
+def _sigma(layer: object, kind: str | None) -> tuple[Callable, str, float]:
+    if isinstance(layer, Pointwise):
+        if kind is not None and kind != layer.input_kind:
+            raise ValueError(f"kind: the layer works on the {layer.input_kind!r} grid, got kind={kind!r}")
+        return layer.act, layer.input_kind, layer.oversampling
+    if not callable(layer):
+        raise TypeError(f"layer: expected a Pointwise layer, a pointwise nn.Module or a callable, got"
+                        f" {type(layer).__name__}")
+    if kind is None:
+        raise ValueError(f"kind: the grid of the input of a {type(layer).__name__} must be declared"
+                         " (e.g. kind='dh'); only a harness Pointwise knows its own")
+    return layer, check_kind(kind), 1.0
+
+
+def _check_pointwise(sigma: Callable, y: torch.Tensor, name: str) -> None:
+    """A pointwise function gives each entry the same value whatever the tensor's shape and order:
+    refuse one that does not (a softmax, a norm, a convolution)."""
+    flat = y.reshape(-1)[:4096]
+    perm = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))
+    a, b, c = sigma(flat[perm][None, :]), sigma(flat[:, None]), sigma(y)
+    ok = all(isinstance(t, torch.Tensor) for t in (a, b, c)) and a.numel() == b.numel() == flat.numel()
+    if not ok or not (torch.allclose(a.reshape(-1), b.reshape(-1)[perm], rtol=1e-6, atol=1e-12)
+                      and torch.allclose(c.reshape(-1)[:4096], b.reshape(-1), rtol=1e-6, atol=1e-12)):
+        raise ValueError(f"layer {name!r}: is not pointwise (its output moves when its entries are permuted);"
+                         " aliasing is defined for functions applied to each sample independently")
+
+
+def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: str | None = None,
+             reference_factor: int = 4) -> pd.DataFrame:
+    """Aliasing of one pointwise nonlinearity on its input ``y`` ``[N, ..., grid(b)]``: one row per
+    input with ``out_of_band``, ``aliasing_error`` and ``reference_bandwidth``
+    ``max(reference_factor * b, 2 ceil(s b))`` (s: the layer's oversampling, 1 if it has none)."""
+    sigma, kind, s = _sigma(layer, kind)
+    if not isinstance(y, torch.Tensor) or y.dim() < 3:
+        raise ValueError(f"y: expected grid samples [N, ..., nlat, nlon], got {getattr(y, 'shape', type(y).__name__)}")
+    if isinstance(reference_factor, bool) or not isinstance(reference_factor, int) or reference_factor < 2:
+        raise ValueError(f"reference_factor: expected an int >= 2, got {reference_factor!r}")
+    b = bandwidth_from_shape(tuple(y.shape[-2:]), kind)
+    bref = max(reference_factor * b, math.ceil(s * b - 1e-9) * 2)
+    with frozen(layer):
+        _check_pointwise(sigma, y, type(layer).__name__)
+        c = sft(y, kind)
+        ref = sft(sigma(isft(resize_coefficients(c, bref), "gl")), "gl")  # sigma(y) to degree bref - 1
+        power = degree_norms(ref).square().reshape(ref.shape[0], -1, bref).sum(1)  # [N, bref]
+        oob = power[:, b:].sum(-1) / power.sum(-1)
+        proj = resize_coefficients(ref, b)
+        err = (_norm2(sft(layer(y), kind) - proj) / _norm2(proj)).sqrt()
+    return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob.double().cpu().numpy(),
+                         "aliasing_error": err.double().cpu().numpy(), "reference_bandwidth": bref})
+
+
+def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | None = None,
+                   layers: Sequence[str] | Mapping[str, Field] | None = None, reference_factor: int = 4,
+                   project: bool = False) -> pd.DataFrame:
+    """:func:`aliasing` of every pointwise nonlinearity of ``model`` on the input it gets in the
+    forward pass on ``x``. layers: names (or name -> the S2Grid of that layer's input); default:
+    every harness ``Pointwise`` and every module of ``POINTWISE_MODULES``. Columns ``COLUMNS``."""
+    field, x = prepare_input(model, x, input, project)
+    if layers is None:
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model: a plain callable ({type(model).__name__}) has no layers to read")
+        names = ({n: l for n, l in zip(model.names, model.layers) if isinstance(l, Pointwise)}
+                 if isinstance(model, SphericalModel) else
+                 {n: m for n, m in model.named_modules() if n and isinstance(m, (Pointwise, *POINTWISE_MODULES))})
+        layers = list(names)
+    if not layers:
+        return pd.DataFrame(columns=COLUMNS)
+    watched = watch_list(model, layers, None)
+    frames = []
+    with frozen(model):
+        _, calls = run(model, x, watched, capture_inputs=True)
+    for w in watched:
+        for i, c in enumerate(calls[w.name]):
+            name = w.name if len(calls[w.name]) == 1 else f"{w.name}[{i}]"
+            f = w.out_field if isinstance(layers, Mapping) and layers[w.name] is not None else w.in_field
+            if f is None:
+                if isinstance(w.module, Pointwise):
+                    f = S2Grid(w.module.input_kind, bandwidth_from_shape(tuple(c.inp.shape[-2:]), w.module.input_kind))
+                elif isinstance(field, S2Grid) and field.matches(c.inp):
+                    f = field
+            if not isinstance(f, S2Grid) or c.inp is None:
+                raise ValueError(f"layer {name!r}: cannot tell which grid its input "
+                                 f"{tuple(getattr(c.inp, 'shape', ()))} is on; declare it: layers={{{w.name!r}:"
+                                 " harness.S2Grid(kind, b)}")
+            f.check(c.inp, f"layer {name!r} input")
+            frames.append(aliasing(w.module, c.inp, kind=f.kind, reference_factor=reference_factor).assign(layer=name))
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+__all__ = ["POINTWISE_MODULES", "aliasing", "model_aliasing"]

@@ -1,0 +1,451 @@
+"""Field types: what a tensor is, how SO(3) acts on it exactly, and how big it is.
+
+The measurement code (:mod:`harness.equivariance`) never guesses what a tensor means: every
+input and every watched output has a field, declared by the caller or known from a harness
+layer. A field knows
+
+* ``check(t, where)``: that ``t`` (``[batch, ...]``) is one of its tensors, or a ValueError;
+* ``coefficients(t)`` / ``from_coefficients(c)``: the representation in which outputs are compared
+  (the bandwidth-b coefficients for sphere signals, the vector itself otherwise) and back;
+* ``rotate_coefficients(c, R)``: the exact action of rotation ``R[p]`` on sample ``c[p]``;
+* ``lie_action(c, omega)``: the infinitesimal action of the so(3) element ``omega`` (axis x speed);
+* ``norm2(c)``: the squared norm per sample; ``samples(c)``: values for ``std`` and ``max``;
+* ``out_of_band(t)`` / ``project(t)``: how far a sample is from the field (grids only);
+* ``random(n, ...)``: random band-limited samples for sweeps.
+
+Conventions (rotation direction, frames, bases) are in ``docs/conventions.md``:
+``(g.f)(p) = f(R^-1 p)`` for signals; ``x -> D(R) x`` for irreps vectors.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
+from .rotations import check_rotation, lie_algebra_action, rotate_coefficients, wigner_D
+from .transforms import degree_norms, isft, sft
+
+#: Coordinate frames a grid's points can be expressed in: the world point sampled at grid index
+#: (theta, phi) is ``F @ (sin t cos p, sin t sin p, cos t)``. e3nn's S^2 grids are y-up:
+#: its point for (beta, alpha) is (sin b sin a, cos b, sin b cos a) = E3NN_FRAME @ harness point.
+FRAMES: dict[str, np.ndarray] = {
+    "harness": np.eye(3),
+    "e3nn": np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),
+}
+
+
+def _frame(name: str) -> np.ndarray:
+    if name not in FRAMES:
+        raise ValueError(f"frame: unknown frame {name!r}; valid frames are {sorted(FRAMES)}")
+    return FRAMES[name]
+
+
+def _in_frame(R: torch.Tensor, F: np.ndarray) -> torch.Tensor:
+    """``F^T R F``: the world rotation R expressed on a grid whose points are ``F p``."""
+    if np.array_equal(F, np.eye(3)):
+        return R
+    Ft = torch.as_tensor(F, dtype=R.dtype, device=R.device)
+    return Ft.T @ R @ Ft
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)
+
+
+class Field(ABC):
+    """A kind of tensor ``[batch, ...]`` with an exact SO(3) action (see the module docstring)."""
+
+    #: True when rotations act through sampled grid values (the comparison is then made in
+    #: coefficients, and ``out_of_band`` is meaningful).
+    sampled: bool = False
+
+    @abstractmethod
+    def check(self, t: object, where: str) -> None: ...
+
+    def coefficients(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def from_coefficients(self, c: torch.Tensor) -> torch.Tensor:
+        return c
+
+    @abstractmethod
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor: ...
+
+    def norm2(self, c: torch.Tensor) -> torch.Tensor:
+        """``[P]`` squared norm of each sample ``c[p]``."""
+        return _flat(c.abs() if c.is_complex() else c).square().sum(-1)
+
+    def samples(self, c: torch.Tensor) -> torch.Tensor:
+        """``[P, M]`` real values of each sample (for ``std`` and ``max |.|``)."""
+        return _flat(c)
+
+    def rotate(self, t: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        """``t[p]`` rotated by ``R[p]``, in the native representation."""
+        return self.from_coefficients(self.rotate_coefficients(self.coefficients(t), R))
+
+    def out_of_band(self, t: torch.Tensor) -> torch.Tensor:
+        """``[P]`` fraction of each sample's energy the field cannot represent (0 here)."""
+        return torch.zeros(t.shape[0], dtype=torch.float64)
+
+    def project(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    @property
+    def bandwidth(self) -> int | None:
+        return None
+
+    @abstractmethod
+    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """``[n, ...]`` random samples (``[n, channels, ...]`` when channels is given); for sphere
+        fields band-limited with power ``(1 + l)^-alpha`` per coefficient, unit mean square."""
+
+
+def _check_tensor(t: object, where: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{where}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() < 1:
+        raise ValueError(f"{where}: expected a tensor [batch, ...], got a 0-d tensor")
+    return t
+
+
+def _per_sample_rotations(R: torch.Tensor, c: torch.Tensor, trailing: int) -> torch.Tensor:
+    """``R [P, 3, 3]`` viewed so it broadcasts against ``c [P, *C, <trailing dims>]``."""
+    check_rotation(R)
+    if R.dim() != 3 or R.shape[0] != c.shape[0]:
+        raise ValueError(f"R: expected one rotation per sample, [{c.shape[0]}, 3, 3], got {tuple(R.shape)}")
+    extra = c.dim() - 1 - trailing
+    return R.reshape(R.shape[0], *([1] * extra), 3, 3)
+
+
+# --------------------------------------------------------------------------- signals on S^2
+def random_coefficients(n: int, channels: int, bandwidth: int, alpha: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """``[n, channels, b, b]`` complex128 coefficients of random real signals with
+    ``E|f^m_l|^2 = (1 + l)^-alpha`` for every order m of degree l, scaled to unit mean square on
+    the sphere (averaged over the batch). Own generator: the global RNG is untouched."""
+    b = check_bandwidth(bandwidth)
+    gen = torch.Generator().manual_seed(int(seed))
+    c = torch.randn(n, channels, b, b, dtype=torch.complex128, generator=gen)
+    l = torch.arange(b, dtype=torch.float64)
+    c = c * ((1 + l) ** (-alpha / 2))[:, None] * torch.tril(torch.ones(b, b, dtype=torch.float64))
+    c[..., 0] = math.sqrt(2) * c[..., 0].real  # real m = 0 coefficient with the same variance
+    if n * channels:
+        c = c / degree_norms(c).square().sum(-1).mean().sqrt() * math.sqrt(4 * math.pi)
+    return c
+
+
+class S2Grid(Field):
+    """Real samples ``[batch, ..., nlat, nlon]`` on the harness grid ``kind`` of bandwidth b.
+
+    Compared in its bandwidth-b coefficients (the representation a spherical CNN passes on),
+    rotated exactly through them; norm: L2(S^2) (Parseval), summed over the other dims.
+    ``frame="e3nn"`` declares a grid whose points are e3nn's y-up ones (``FRAMES``).
+    """
+
+    sampled = True
+
+    def __init__(self, kind: str, bandwidth: int, frame: str = "harness") -> None:
+        self.kind = check_kind(kind)
+        self._b = check_bandwidth(bandwidth)
+        self.frame, self._F = frame, _frame(frame)
+
+    def __repr__(self) -> str:
+        f = "" if self.frame == "harness" else f", frame={self.frame!r}"
+        return f"S2Grid({self.kind!r}, {self._b}{f})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, S2Grid) and (self.kind, self._b, self.frame) == (other.kind, other._b, other.frame)
+
+    def __hash__(self) -> int:
+        return hash(("S2Grid", self.kind, self._b, self.frame))
+
+    @property
+    def bandwidth(self) -> int:
+        return self._b
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return grid_shape(self.kind, self._b)
+
+    def matches(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` is shaped like a batch of this grid's real samples."""
+        return (isinstance(t, torch.Tensor) and t.dim() >= 3 and t.dtype in (torch.float32, torch.float64)
+                and tuple(t.shape[-2:]) == self.shape)
+
+    def check(self, t: object, where: str) -> None:
+        t = _check_tensor(t, where)
+        if t.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{where}: expected real float32/float64 samples of {self}, got dtype {t.dtype}")
+        if t.dim() < 3 or tuple(t.shape[-2:]) != self.shape:
+            raise ValueError(f"{where}: expected [batch, ..., {self.shape[0]}, {self.shape[1]}] samples of {self},"
+                             f" got shape {tuple(t.shape)}")
+
+    def coefficients(self, t: torch.Tensor) -> torch.Tensor:
+        return sft(t, self.kind)
+
+    def from_coefficients(self, c: torch.Tensor) -> torch.Tensor:
+        return isft(c, self.kind)
+
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        return rotate_coefficients(c, _per_sample_rotations(_in_frame(R, self._F), c, 2))
+
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
+        return lie_algebra_action(c, self._F.T @ np.asarray(omega, dtype=np.float64))
+
+    def norm2(self, c: torch.Tensor) -> torch.Tensor:
+        return _flat(degree_norms(c)).square().sum(-1)
+
+    def samples(self, c: torch.Tensor) -> torch.Tensor:
+        return _flat(isft(c, self.kind))
+
+    def out_of_band(self, t: torch.Tensor) -> torch.Tensor:
+        """``||t - isft(sft(t))||^2 / ||t||^2`` over each sample's grid values (unweighted, so a
+        pole row with zero quadrature weight counts too); 0 for a band-limited sample."""
+        r = _flat(t - isft(sft(t, self.kind), self.kind)).double().square().sum(-1)
+        tot = _flat(t).double().square().sum(-1)
+        return torch.where(tot > 0, r / tot.clamp_min(1e-300), torch.zeros_like(r))
+
+    def project(self, t: torch.Tensor) -> torch.Tensor:
+        return isft(sft(t, self.kind), self.kind)
+
+    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        c = random_coefficients(n, 1 if channels is None else channels, self._b, alpha, seed)
+        return isft(c if channels is not None else c[:, 0], self.kind).to(dtype)
+
+
+class S2Coeffs(Field):
+    """Coefficients ``[batch, ..., b, b]`` complex in the harness layout (``[l, m]``, m >= 0;
+    docs/conventions.md); rotated exactly; norm L2(S^2). ``samples`` are the values on the
+    Gauss-Legendre grid of the same bandwidth."""
+
+    def __init__(self, bandwidth: int) -> None:
+        self._b = check_bandwidth(bandwidth)
+
+    def __repr__(self) -> str:
+        return f"S2Coeffs({self._b})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, S2Coeffs) and self._b == other._b
+
+    def __hash__(self) -> int:
+        return hash(("S2Coeffs", self._b))
+
+    @property
+    def bandwidth(self) -> int:
+        return self._b
+
+    def check(self, t: object, where: str) -> None:
+        t = _check_tensor(t, where)
+        if t.dtype not in (torch.complex64, torch.complex128):
+            raise ValueError(f"{where}: expected complex coefficients of {self}, got dtype {t.dtype}")
+        if t.dim() < 3 or tuple(t.shape[-2:]) != (self._b, self._b):
+            raise ValueError(f"{where}: expected [batch, ..., {self._b}, {self._b}] coefficients of {self},"
+                             f" got shape {tuple(t.shape)}")
+
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        return rotate_coefficients(c, _per_sample_rotations(R, c, 2))
+
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
+        return lie_algebra_action(c, omega)
+
+    def norm2(self, c: torch.Tensor) -> torch.Tensor:
+        return _flat(degree_norms(c)).square().sum(-1)
+
+    def samples(self, c: torch.Tensor) -> torch.Tensor:
+        return _flat(isft(c, "gl"))
+
+    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        c = random_coefficients(n, 1 if channels is None else channels, self._b, alpha, seed)
+        c = c if channels is not None else c[:, 0]
+        return c.to(torch.complex64 if dtype == torch.float32 else torch.complex128)
+
+
+# --------------------------------------------------------------------------- e3nn irreps
+_IRREP = re.compile(r"^\s*(?:(\d+)\s*x\s*)?(\d+)\s*([eo])\s*$")
+
+
+@functools.lru_cache(maxsize=64)
+def _real_basis(l: int) -> np.ndarray:
+    """``[2l+1, 2l+1]`` unitary Q with ``Y_real = Q Y_complex`` (index m + l on both sides): the
+    real spherical harmonics with the Condon-Shortley phase removed,
+    ``m > 0: (Y^{-m} + (-1)^m Y^m)/sqrt2``, ``m = 0: Y^0``, ``m < 0: i (Y^{-|m|} - (-1)^m Y^{|m|})/sqrt2``."""
+    Q = np.zeros((2 * l + 1, 2 * l + 1), dtype=np.complex128)
+    Q[l, l] = 1.0
+    for m in range(1, l + 1):
+        Q[l + m, l - m], Q[l + m, l + m] = 1 / math.sqrt(2), (-1) ** m / math.sqrt(2)
+        Q[l - m, l - m], Q[l - m, l + m] = 1j / math.sqrt(2), -1j * (-1) ** m / math.sqrt(2)
+    return Q
+
+
+def _su2_J(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Angular momentum matrices ``J_x, J_y, J_z`` of degree l (index m + l, Condon-Shortley)."""
+    m = np.arange(-l, l + 1, dtype=np.float64)
+    jp = np.diag(np.sqrt((l - m[:-1]) * (l + m[:-1] + 1)), -1)  # <m+1| J+ |m>
+    jm = jp.T
+    return (jp + jm) / 2, (jp - jm) / 2j, np.diag(m).astype(np.complex128)
+
+
+class Irreps(Field):
+    """A vector of irreducible representations in e3nn's real basis and layout, e.g.
+    ``Irreps("8x0e+4x1o+2x2e")``: ``[batch, ..., dim]``, each ``mul x l`` block ``mul`` contiguous
+    vectors of length 2l + 1. It rotates by the matrices of e3nn's
+    ``o3.Irreps(...).D_from_matrix(R)`` (y-up real spherical harmonics; docs/conventions.md):
+    ``D_e(R) = Q conj(D(F^T R F)) Q^H`` per degree, with the harness Wigner D, the real basis Q of
+    :func:`_real_basis` and the e3nn frame F. Parity is parsed and kept but plays no role for the
+    proper rotations the harness samples. Euclidean norm."""
+
+    def __init__(self, irreps: str) -> None:
+        if not isinstance(irreps, str) or not irreps.strip():
+            raise ValueError(f"irreps: expected a string like '8x0e+4x1o', got {irreps!r}")
+        blocks = []
+        for part in irreps.split("+"):
+            mt = _IRREP.match(part)
+            if mt is None:
+                raise ValueError(f"irreps: cannot read {part.strip()!r} in {irreps!r}; expected terms like"
+                                 " '3x1o' or '2e' joined by '+'")
+            blocks.append((int(mt.group(1) or 1), int(mt.group(2)), mt.group(3)))
+        self.blocks = tuple(blocks)
+        self.dim = sum(mul * (2 * l + 1) for mul, l, _ in blocks)
+        self.lmax = max(l for _, l, _ in blocks)
+
+    def __repr__(self) -> str:
+        return "Irreps('" + "+".join(f"{mul}x{l}{p}" for mul, l, p in self.blocks) + "')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Irreps) and self.blocks == other.blocks
+
+    def __hash__(self) -> int:
+        return hash(("Irreps", self.blocks))
+
+    def check(self, t: object, where: str) -> None:
+        t = _check_tensor(t, where)
+        if t.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{where}: expected real float32/float64 vectors of {self}, got dtype {t.dtype}")
+        if t.dim() < 2 or t.shape[-1] != self.dim:
+            raise ValueError(f"{where}: expected [batch, ..., {self.dim}] vectors of {self}, got shape {tuple(t.shape)}")
+
+    def matrices(self, R: torch.Tensor) -> torch.Tensor:
+        """``[P, dim, dim]`` float64: the block-diagonal representation of each ``R[p]``."""
+        check_rotation(R)
+        Rh = _in_frame(R.detach().double().cpu(), FRAMES["e3nn"])
+        D = wigner_D(self.lmax + 1, Rh)  # [P, lmax+1, 2lmax+1, 2lmax+1]
+        c0 = self.lmax
+        per_l = {}
+        for l in {l for _, l, _ in self.blocks}:
+            Q = torch.from_numpy(_real_basis(l))
+            Dl = D[:, l, c0 - l : c0 + l + 1, c0 - l : c0 + l + 1]
+            per_l[l] = (Q @ Dl.conj() @ Q.conj().T).real
+        return self._assemble([(mul, per_l[l]) for mul, l, _ in self.blocks], R.shape[0])
+
+    def _assemble(self, parts: list[tuple[int, torch.Tensor]], P: int) -> torch.Tensor:
+        out = torch.zeros(P, self.dim, self.dim, dtype=torch.float64)
+        o = 0
+        for mul, Dl in parts:
+            d = Dl.shape[-1]
+            for _ in range(mul):
+                out[:, o : o + d, o : o + d] = Dl
+                o += d
+        return out
+
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        D = self.matrices(R).to(device=c.device, dtype=c.dtype)
+        return torch.einsum("pij,p...j->p...i", D, c)
+
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
+        w = FRAMES["e3nn"].T @ np.asarray(omega, dtype=np.float64)
+        parts = []
+        for mul, l, _ in self.blocks:
+            Jx, Jy, Jz = _su2_J(l)
+            G = -1j * (w[0] * Jx + w[1] * Jy + w[2] * Jz)  # d/dt D(exp(t w)) at 0, complex basis
+            Q = _real_basis(l)
+            parts.append((mul, torch.from_numpy((Q @ G.conj() @ Q.conj().T).real)[None]))
+        A = self._assemble(parts, 1)[0].to(device=c.device, dtype=c.dtype)
+        return c @ A.T
+
+    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(int(seed))
+        lead = (n,) if channels is None else (n, channels)
+        scale = torch.cat([torch.full((mul * (2 * l + 1),), (1.0 + l) ** (-alpha / 2)) for mul, l, _ in self.blocks])
+        return (torch.randn(*lead, self.dim, generator=gen, dtype=torch.float64) * scale.double()).to(dtype)
+
+
+class Invariant(Field):
+    """Any tensor ``[batch, ...]`` that SO(3) leaves unchanged; Euclidean norm."""
+
+    def __repr__(self) -> str:
+        return "Invariant()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Invariant)
+
+    def __hash__(self) -> int:
+        return hash("Invariant")
+
+    def check(self, t: object, where: str) -> None:
+        t = _check_tensor(t, where)
+        if not (t.is_floating_point() or t.is_complex()):
+            raise ValueError(f"{where}: expected a floating-point tensor for {self}, got dtype {t.dtype}")
+
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        check_rotation(R)
+        return c
+
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
+        return torch.zeros_like(c)
+
+    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(int(seed))
+        return torch.randn(n, 1 if channels is None else channels, generator=gen, dtype=torch.float64).to(dtype)
+
+
+FIELD_TYPES = ("S2Grid", "S2Coeffs", "Irreps", "Invariant")
+
+
+def field_from_table(table: dict, defaults: dict | None = None, where: str = "field") -> Field:
+    """A Field from a plain table (TOML): ``{field = "S2Grid", kind = "dh", bandwidth = 16,
+    frame = "harness"}``, ``{field = "S2Coeffs", bandwidth = 16}``, ``{field = "Irreps", irreps =
+    "0e+1o"}``, ``{field = "Invariant"}``. Missing ``kind`` / ``bandwidth`` are taken from
+    ``defaults`` (a sweep cell's axes)."""
+    if not isinstance(table, dict) or table.get("field") not in FIELD_TYPES:
+        raise ValueError(f"{where}: expected a table with field = one of {list(FIELD_TYPES)}, got {table!r}")
+    allowed = {"S2Grid": {"kind", "bandwidth", "frame"}, "S2Coeffs": {"bandwidth"}, "Irreps": {"irreps"},
+               "Invariant": set()}[table["field"]]
+    unknown = set(table) - allowed - {"field"}
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)} for a {table['field']}; allowed: {sorted(allowed)}")
+    merged = {**{k: v for k, v in (defaults or {}).items() if k in allowed}, **table}
+    missing = sorted(k for k in allowed - {"frame"} if k not in merged)
+    if missing:
+        raise ValueError(f"{where}: a {table['field']} needs {missing} (in the table or as axes)")
+    args = {k: v for k, v in merged.items() if k != "field"}
+    return {"S2Grid": S2Grid, "S2Coeffs": S2Coeffs, "Irreps": Irreps, "Invariant": Invariant}[table["field"]](**args)
+
+
+def as_field(spec: "Field | str", like: torch.Tensor | None = None, where: str = "input") -> Field:
+    """A Field from a Field or a grid kind string ("dh", ...; the bandwidth read from ``like``)."""
+    if isinstance(spec, Field):
+        return spec
+    if isinstance(spec, str):
+        kind = check_kind(spec, where)
+        if like is None or not isinstance(like, torch.Tensor) or like.dim() < 2:
+            raise ValueError(f"{where}: the grid kind {spec!r} needs a tensor to read the bandwidth from")
+        return S2Grid(kind, bandwidth_from_shape(tuple(like.shape[-2:]), kind))
+    raise ValueError(f"{where}: expected a field (harness.S2Grid, S2Coeffs, Irreps, Invariant, ...) or a grid"
+                     f" kind, got {spec!r}")
+
+
+__all__ = ["Field", "S2Grid", "S2Coeffs", "Irreps", "Invariant", "FRAMES", "FIELD_TYPES", "as_field",
+           "field_from_table", "random_coefficients"]
