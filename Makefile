@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: sweep test bench peers fashion accuracy gpu asv-history asv-compare clean
+.PHONY: sweep test bench peers fashion accuracy gpu asv-history asv-compare third-party trained clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -59,6 +59,14 @@ asv-compare: $(STAMP)
 accuracy: $(STAMP)
 	$(BIN)/python -m harness train experiments/accuracy.toml
 	$(BIN)/python -m harness plot results/accuracy
+
+## e3nn and torch-harmonics modules measured with exact rotations (results/third_party)
+third-party: $(STAMP)
+	$(BIN)/python experiments/third_party.py
+
+## per-layer errors of the preset at initialisation vs the accuracy experiment's checkpoints
+trained: $(STAMP)
+	$(BIN)/python experiments/trained_vs_untrained.py
 
 ## full Fashion-MNIST from Debian's package (root), then the long run
 fashion: $(STAMP)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -131,6 +132,30 @@ def training_cost(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def lie_vs_error(df: pd.DataFrame) -> plt.Figure | None:
+    """The Lie derivative (a rate per radian) against the error under Haar-random rotations, per
+    cell and nonlinearity layer (isolated): medians over inputs (and rotations). None when the
+    sweep did not measure it (``[run] lie_derivative``)."""
+    if "lie_derivative" not in df:
+        return None
+    d = df[(df["layer_type"] == "Pointwise") & (df["mode"] == "isolated") & df["lie_derivative"].notna()]
+    d = d.groupby(["cell_id", "layer", "bandwidth", "activation", "oversampling"], as_index=False)[
+        ["rel_error", "lie_derivative"]].median()
+    fig, ax = plt.subplots(figsize=(6, 4.6))
+    sns.scatterplot(data=d, x="lie_derivative", y="rel_error", hue="bandwidth", style="activation",
+                    style_order=sorted(d["activation"].unique()), palette="viridis", ax=ax, s=40)
+    lo, hi = d["lie_derivative"].min(), d["lie_derivative"].max()
+    for b in sorted(d["bandwidth"].unique()):  # error ~ lie_derivative x (grid step pi / 2b)
+        ax.plot([lo, hi], [lo * np.pi / (2 * b), hi * np.pi / (2 * b)], ":", lw=0.8,
+                color=plt.cm.viridis((b - d["bandwidth"].min()) / max(1, np.ptp(d["bandwidth"]))))
+    ax.set(xscale="log", yscale="log", xlabel="Lie derivative ||L_X f|| / ||f|| (per radian, RMS over x, y, z)",
+           ylabel="error under Haar-random rotations")
+    ax.set_title("nonlinearity layers (isolated), medians per cell;\ndotted: error = Lie derivative x pi/(2b),"
+                 " one grid step", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
 ACCURACY_FIGURES = {"accuracy_vs_oversampling": accuracy_vs_oversampling, "training_cost": training_cost}
 
 FIGURES = {
@@ -139,6 +164,7 @@ FIGURES = {
     "error_along_depth": error_along_depth,
     "error_vs_aliasing": error_vs_aliasing,
     "error_vs_cost": error_vs_cost,
+    "lie_vs_error": lie_vs_error,
 }
 
 
@@ -153,6 +179,8 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
     figures = ACCURACY_FIGURES if "accuracy" in df.columns else FIGURES
     for name, fn in figures.items():
         fig = fn(df)
+        if fig is None:
+            continue
         p = out / f"{name}.png"
         fig.savefig(p, dpi=110, bbox_inches="tight")
         plt.close(fig)

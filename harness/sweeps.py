@@ -33,8 +33,9 @@ A user's model instead of the built-in stack (``docs/config.md``)::
     output = { field = "Invariant" }            # optional: the model output's field
     layers = ["block1", "block2"]               # optional: submodules to watch
 
-The factory is called with every axis written in ``[axes]`` as a keyword argument (under the
-cell's seed) and returns an ``nn.Module``. ``run_sweep(config, model_factory=fn)`` passes a
+The factory is called (under the cell's seed) with every axis of ``[axes]`` that it names as a
+keyword argument and returns an ``nn.Module``; an axis it does not take must be one the harness
+reads for the inputs (bandwidth, kind, dtype, alpha, seed). ``run_sweep(config, model_factory=fn)`` passes a
 callable instead.
 
 Everything is validated before any compute. ``run_sweep`` runs each cell independently (default
@@ -68,6 +69,7 @@ import torch
 from .aliasing import model_aliasing
 from .equivariance import MODES, equivariance_error, random_signals
 from .fields import field_from_table
+from .lie import lie_derivative
 from .grids import GRID_KINDS
 from .layers import ACTIVATIONS
 from .models import build_model
@@ -113,10 +115,12 @@ RUN: dict[str, tuple[Any, Any]] = {
     "modes": (lambda v: isinstance(v, list) and len(v) > 0 and all(m in MODES for m in v), list(MODES)),
     "reference_factor": (_ints(2), 4),
     "timing_repeats": (_ints(1), 3),
+    "lie_derivative": (lambda v: isinstance(v, bool), False),
     "device": (lambda v: isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"), "cpu"),
 }
 RUN["modes"][0].__doc__ = f"a non-empty list of {list(MODES)}"
 RUN["device"][0].__doc__ = "'cpu' or 'cuda[:n]'"
+RUN["lie_derivative"][0].__doc__ = "true or false"
 MODEL: dict[str, tuple[Any, Any]] = {
     "filter_params": (_ints(1), None),
     "pool": (lambda v: isinstance(v, bool), False),
@@ -232,7 +236,14 @@ def _load_factory_config(config: dict[str, Any], name: str, model_factory: Any, 
         if not values or not all(isinstance(a, (int, float, str, bool)) for a in values):
             raise ValueError(f"axes.{k}: expected a non-empty list of numbers, strings or booleans, got {v!r}")
         axes[k] = values
-    passed = list(axes_in)
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    # every axis it names goes to the factory; the harness's input axes may be left to the harness
+    passed = [k for k in axes_in if takes_all or k in params]
+    unused = [k for k in axes_in if k not in passed and k not in _INPUT_AXES]
+    if unused:
+        raise ValueError(f"model.factory: {ident} takes no argument {unused}: an axis nobody reads would make"
+                         " identical cells")
     try:
         inspect.signature(fn).bind(**{k: axes[k][0] for k in passed})
     except TypeError as e:
@@ -322,6 +333,12 @@ def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
         frames = [equivariance_error(model, x, R, input=field, output=out_field, layers=layers, mode=mode)
                   for mode in run["modes"]]
         df = pd.concat(frames, ignore_index=True)
+        if run["lie_derivative"]:  # RMS over the three generators, per (mode, layer, input)
+            lie = pd.concat([lie_derivative(model, x, input=field, output=out_field, layers=layers, mode=mode)
+                             for mode in run["modes"]], ignore_index=True)
+            lie = (lie.assign(ld2=lie["lie_derivative"] ** 2).groupby(["mode", "layer", "input"], as_index=False)["ld2"]
+                   .mean().assign(lie_derivative=lambda d: np.sqrt(d["ld2"])).drop(columns="ld2"))
+            df = df.merge(lie, on=["mode", "layer", "input"], how="left")
         alias = model_aliasing(model, x, input=field, reference_factor=run["reference_factor"])
         df = df.merge(alias, on=["layer", "input"], how="left")
         times = []

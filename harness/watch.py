@@ -119,7 +119,8 @@ def resolve_input(model: object, x: torch.Tensor, input: Field | str | None) -> 
                              " harness.Irreps('0e+1o+2e') or a grid kind such as 'dh'")
         return as_field(own, x, "input")
     f = as_field(input, x, "input")
-    if own is not None and (not isinstance(f, S2Grid) or f.kind != own):
+    strict = isinstance(model, (SphericalModel, *_HARNESS_GRID_LAYERS, InvariantDescriptor))
+    if own is not None and ((strict and not isinstance(f, S2Grid)) or (isinstance(f, S2Grid) and f.kind != own)):
         raise ValueError(f"input: declared {f}, but the model's layers work on the {own!r} grid;"
                          f" measuring it on another field would read its samples at the wrong points")
     return f

@@ -6,15 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["measuring.md"]
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["docs/measuring.md", "README.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_code_blocks_run(page, capsys):
     pytest.importorskip("e3nn")
     pytest.importorskip("torch_harmonics")
-    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.S)
     assert blocks, f"{page} has no python code blocks"
     old = torch.get_default_dtype()
     namespace: dict = {}

@@ -143,7 +143,8 @@ def test_cli_plot_and_show(smoke):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     figs = sorted((out / "figures").glob("*.png"))
-    assert [f.stem for f in figs] == sorted(harness.plots.FIGURES) and all(f.stat().st_size > 5000 for f in figs)
+    assert [f.stem for f in figs] == sorted(set(harness.plots.FIGURES) - {"lie_vs_error"})  # smoke: no Lie derivative
+    assert all(f.stat().st_size > 5000 for f in figs)
     s = subprocess.run([sys.executable, "-m", "harness", "show", str(out)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert s.returncode == 0 and "relu" in s.stdout and "median relative equivariance error" in s.stdout
@@ -171,7 +172,7 @@ def test_a_sweep_over_a_users_model_as_the_docs_show(tmp_path):
     assert df.loc[df["layer"] == "1", "aliasing_error"].notna().all()  # nn.ReLU is read as a nonlinearity
     bad = {"name": "bad", "axes": {"bandwidth": [8], "depth_": [2]},
            "model": {"factory": str(tmp_path / "mymodels.py") + ":make", "input": {"field": "S2Grid", "kind": "dh"}}}
-    with pytest.raises(ValueError, match=r"model.factory: .*mymodels.py:make cannot be called with the axes \['bandwidth', 'depth_'\]"):
+    with pytest.raises(ValueError, match=r"model.factory: .*mymodels.py:make takes no argument \['depth_'\]: an axis nobody reads"):
         load_config(bad)
     with pytest.raises(ValueError, match=r"model.input: a factory model needs its input field"):
         load_config({"name": "bad", "axes": {"bandwidth": [8], "width": [2]},

@@ -123,3 +123,30 @@ class SweepCell:
 
     def time_run_cell(self):
         self.sweeps.run_cell(self.cell)
+
+
+class MeasurePreset:
+    """``equivariance_error`` on the ``esteves_mnist`` preset (b = 30, float64, eval): 8 inputs
+    under 16 rotations (full grid: 16 and 64), per mode; one thread."""
+
+    params = (["cumulative", "isolated"], grid([16], [16, 64]))
+    param_names = ["mode", "rotations"]
+    timeout = 600
+
+    def setup(self, mode, K):
+        harness = require("harness", "build_model", "equivariance_error", "random_signals", "random_rotations")
+        import torch
+
+        self.h = harness
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.model = harness.build_model("esteves_mnist").double().eval()
+        self.x = harness.random_signals(8, 1, 30, seed=0)
+        self.R = harness.random_rotations(K, seed=1)
+        harness.equivariance_error(self.model, self.x, self.R[:2], mode=mode)
+
+    def time_measure(self, mode, K):
+        self.h.equivariance_error(self.model, self.x, self.R, mode=mode)
+
+    def peakmem_measure(self, mode, K):
+        self.h.equivariance_error(self.model, self.x, self.R, mode=mode)
