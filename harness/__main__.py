@@ -1,14 +1,20 @@
 """Command line: ``python -m harness {sweep,train,plot,show,demo}``.
 
     python -m harness sweep experiments/default.toml     # run (or resume) a sweep -> results/default
+    python -m harness sweep experiments/default.toml --dry-run   # its cells, time and memory, nothing run
+    python -m harness sweep experiments/default.toml --fresh     # replace what results/default holds
     python -m harness plot results/default               # regenerate every figure from the Parquet files
     python -m harness show results/default               # a summary table on the terminal
     python -m harness train experiments/accuracy.toml    # spherical MNIST: NR/NR, NR/R, R/R
+
+A user error (a config problem, a locked or foreign results directory, a request too large for
+this machine) prints one line per problem and exits with status 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -47,10 +53,24 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_plan(plan, workers: int) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_rows", 60, "display.max_colwidth", 70):
+        print(plan.assign(est_seconds=plan["est_seconds"].map("{:.2g}".format), est_peak_gib=plan["est_peak_gib"].round(2))
+              .to_string(index=False))
+    total = plan["est_seconds"].sum()
+    print(f"{len(plan)} cells; about {total / workers / 60:.1f} minutes on {workers} worker(s) (rough: +-2x), peak"
+          f" about {plan['est_peak_gib'].max():.2f} GiB per worker; nothing was run")
+
+
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweeps import load_config, run_sweep
+    from .sweeps import load_config, plan_sweep, run_sweep
 
     cfg = load_config(args.config)  # validated before any compute
+    if args.dry_run:
+        _print_plan(plan_sweep(args.config), args.workers or 2)
+        return 0
     out = args.out or f"results/{cfg['name']}"
     executor = None
     if args.dask:
@@ -59,7 +79,7 @@ def _sweep(args: argparse.Namespace) -> int:
         cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None)
         executor = Client(cluster).get_executor()
-    df = run_sweep(args.config, executor=executor, out=out, workers=args.workers)
+    df = run_sweep(args.config, executor=executor, out=out, workers=args.workers, fresh=args.fresh)
     print(f"{df['cell_id'].nunique()} cells, {len(df)} rows in {out}")
     return 0
 
@@ -67,11 +87,14 @@ def _sweep(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .train import load_train_config, run_training
+    from .train import load_train_config, plan_training, run_training
 
     cfg = load_train_config(args.config)  # validated before any compute
+    if args.dry_run:
+        _print_plan(plan_training(args.config), 1)
+        return 0
     out = args.out or f"results/{cfg['name']}"
-    df = run_training(args.config, out=out)
+    df = run_training(args.config, out=out, fresh=args.fresh)
     with pd.option_context("display.width", 160):
         print(df.pivot_table(index=["activation", "oversampling"], columns="setting", values="accuracy",
                              aggfunc="mean").map("{:.4f}".format))
@@ -105,19 +128,41 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
+def _terminate(signum, frame) -> None:  # SIGTERM: unwind (the lock is released, workers shut down)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .memory import TooLarge
+    from .runner import RunnerError
+
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="run or resume a sweep from a TOML config")
     sw.add_argument("config")
     sw.add_argument("--out", help="results directory (default results/<name>)")
-    sw.add_argument("--workers", type=int, help="parallel cells (default 2)")
+    sw.add_argument("--workers", type=_positive, help="parallel cells (default 2)")
     sw.add_argument("--dask", action="store_true", help="run the cells on a local Dask cluster")
+    sw.add_argument("--fresh", action="store_true", help="replace the results of another config in --out")
+    sw.add_argument("--dry-run", action="store_true", help="print the cells and estimates; run nothing")
     sw.set_defaults(func=_sweep)
     tr = sub.add_parser("train", help="train and evaluate (NR/NR, NR/R, R/R) from a TOML config")
     tr.add_argument("config")
     tr.add_argument("--out", help="results directory (default results/<name>)")
+    tr.add_argument("--fresh", action="store_true", help="replace the results of another config in --out")
+    tr.add_argument("--dry-run", action="store_true", help="print the cells and estimates; run nothing")
     tr.set_defaults(func=_train)
     pl = sub.add_parser("plot", help="regenerate the figures of a results directory")
     pl.add_argument("results")
@@ -126,12 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("results")
     sh.set_defaults(func=_show)
     d = sub.add_parser("demo", help="round trip and timing of the spherical Fourier transforms")
-    d.add_argument("--bandwidths", type=int, nargs="+", default=[16, 64, 128])
-    d.add_argument("--batch", type=int, default=16)
-    d.add_argument("--threads", type=int, default=2)
+    d.add_argument("--bandwidths", type=_positive, nargs="+", default=[16, 64, 128])
+    d.add_argument("--batch", type=_positive, default=16)
+    d.add_argument("--threads", type=_positive, default=2)
     d.set_defaults(func=_demo)
     args = p.parse_args(argv)
-    return args.func(args)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, RunnerError, TooLarge) as e:
+        if args.debug:
+            raise
+        lines = getattr(e, "problems", None) or str(e).splitlines() or [type(e).__name__]
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        print("(run with --debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: 
     if isinstance(reference_factor, bool) or not isinstance(reference_factor, int) or reference_factor < 2:
         raise ValueError(f"reference_factor: expected an int >= 2, got {reference_factor!r}")
     b = bandwidth_from_shape(tuple(y.shape[-2:]), kind)
+    if y.shape[0] == 0:
+        return pd.DataFrame(columns=["input", "out_of_band", "aliasing_error", "reference_bandwidth"])
     bref = max(reference_factor * b, math.ceil(s * b - 1e-9) * 2)
     with frozen(layer):
         _check_pointwise(sigma, y, type(layer).__name__)
@@ -99,6 +101,8 @@ def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | No
     forward pass on ``x``. layers: names (or name -> the S2Grid of that layer's input); default:
     every harness ``Pointwise`` and every module of ``POINTWISE_MODULES``. Columns ``COLUMNS``."""
     field, x = prepare_input(model, x, input, project)
+    if x.shape[0] == 0:
+        return pd.DataFrame(columns=COLUMNS)
     if layers is None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model: a plain callable ({type(model).__name__}) has no layers to read")

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .grids import check_bandwidth, check_kind, grid
+from .memory import check_fits
 from .rotations import check_rotation, random_rotations
 
 DATASETS: tuple[str, ...] = ("mnist5k", "fashion-mnist")
@@ -301,6 +302,9 @@ def project(images: np.ndarray | torch.Tensor, bandwidth: int = 30, kind: str = 
                          f" 3/{max(h, w)} = {pix:.4f} rad; use bandwidth >= {min_bandwidth(h, w, kind)}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk: expected an int >= 1, got {chunk!r}")
+    nlat, nlon = (b, 2 * b - 1) if kind == "gl" else (2 * b, 2 * b)
+    check_fits(4 * n * nlat * nlon + 8 * 6 * min(n, chunk) * nlat * nlon,
+               f"projecting {n} images onto the {kind!r} grid at bandwidth {b}")
     g = grid(kind, b)
     p = torch.from_numpy(g.points())  # [nlat, nlon, 3] float64
     if rotations is not None:

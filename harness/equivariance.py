@@ -19,6 +19,7 @@ from torch import nn
 from .fields import Field, Invariant, S2Coeffs, S2Grid, random_coefficients
 from .grids import check_bandwidth, check_kind
 from .rotations import check_rotation, random_rotations
+from .schema import check_float_dtype
 from .transforms import degree_norms, isft
 from .watch import FieldDecl, check_finite, frozen, prepare_input, probes, release_memory, run, watch_list
 
@@ -38,6 +39,7 @@ def random_signals(n: int, channels: int, bandwidth: int, alpha: float = 0.0, ki
     independent Gaussian coefficients with ``E|f^m_l|^2 = (1 + l)^-alpha`` (alpha = 0: white),
     scaled to unit mean square on the sphere. Own generator: the global RNG is untouched."""
     check_kind(kind)
+    check_float_dtype(dtype)
     return isft(random_coefficients(n, channels, check_bandwidth(bandwidth), alpha, seed), kind).to(dtype)
 
 
@@ -108,6 +110,9 @@ def equivariance_error(model: nn.Module | Callable, x: torch.Tensor, rotations: 
     field, x = prepare_input(model, x, input, project)
     watched = watch_list(model, layers, output)
     ii, kk = _pairs(x.shape[0], R.shape[0], paired)
+    if len(ii) == 0:  # no inputs or no rotations: nothing to measure
+        empty = pd.DataFrame(columns=COLUMNS)
+        return (empty, pd.DataFrame(columns=SPECTRUM_COLUMNS)) if spectrum else empty
     isolated = mode == "isolated"
     R = R.to(x.device)
     rows: list[pd.DataFrame] = []

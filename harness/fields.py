@@ -29,6 +29,7 @@ import torch
 
 from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
 from .rotations import check_rotation, lie_algebra_action, rotate_coefficients, wigner_D
+from .schema import Int, Number, check_arg, check_float_dtype
 from .transforms import degree_norms, isft, sft
 
 #: Coordinate frames a grid's points can be expressed in: the world point sampled at grid index
@@ -55,7 +56,7 @@ def _in_frame(R: torch.Tensor, F: np.ndarray) -> torch.Tensor:
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1)
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
 
 
 class Field(ABC):
@@ -133,7 +134,9 @@ def random_coefficients(n: int, channels: int, bandwidth: int, alpha: float = 0.
     ``E|f^m_l|^2 = (1 + l)^-alpha`` for every order m of degree l, scaled to unit mean square on
     the sphere (averaged over the batch). Own generator: the global RNG is untouched."""
     b = check_bandwidth(bandwidth)
-    gen = torch.Generator().manual_seed(int(seed))
+    n, channels = check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels")
+    alpha = check_arg(Number(0.0), alpha, "alpha")
+    gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
     c = torch.randn(n, channels, b, b, dtype=torch.complex128, generator=gen)
     l = torch.arange(b, dtype=torch.float64)
     c = c * ((1 + l) ** (-alpha / 2))[:, None] * torch.tril(torch.ones(b, b, dtype=torch.float64))
@@ -219,6 +222,7 @@ class S2Grid(Field):
 
     def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        check_float_dtype(dtype)
         c = random_coefficients(n, 1 if channels is None else channels, self._b, alpha, seed)
         return isft(c if channels is not None else c[:, 0], self.kind).to(dtype)
 
@@ -266,6 +270,7 @@ class S2Coeffs(Field):
 
     def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        check_float_dtype(dtype)
         c = random_coefficients(n, 1 if channels is None else channels, self._b, alpha, seed)
         c = c if channels is not None else c[:, 0]
         return c.to(torch.complex64 if dtype == torch.float32 else torch.complex128)
@@ -375,8 +380,9 @@ class Irreps(Field):
 
     def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(int(seed))
-        lead = (n,) if channels is None else (n, channels)
+        check_float_dtype(dtype)
+        gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
+        lead = (check_arg(Int(0), n, "n"),) if channels is None else (check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels"))
         scale = torch.cat([torch.full((mul * (2 * l + 1),), (1.0 + l) ** (-alpha / 2)) for mul, l, _ in self.blocks])
         return (torch.randn(*lead, self.dim, generator=gen, dtype=torch.float64) * scale.double()).to(dtype)
 
@@ -407,8 +413,9 @@ class Invariant(Field):
 
     def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(int(seed))
-        return torch.randn(n, 1 if channels is None else channels, generator=gen, dtype=torch.float64).to(dtype)
+        check_float_dtype(dtype)
+        gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
+        return torch.randn(check_arg(Int(0), n, "n"), 1 if channels is None else check_arg(Int(1), channels, "channels"), generator=gen, dtype=torch.float64).to(dtype)
 
 
 FIELD_TYPES = ("S2Grid", "S2Coeffs", "Irreps", "Invariant")

@@ -57,9 +57,10 @@ def spherical_conv(coeffs: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor
     """``[B, Cin, b, b]`` complex, ``[Cout, Cin, b]`` real -> ``[B, Cout, b, b]``:
     ``y^m_l[o] = sum_i c_l h^0_l[o, i] f^m_l[i]`` (Esteves et al. 2018, eq. 8, corrected constant)."""
     B, Cin, b = coeffs.shape[0], coeffs.shape[1], coeffs.shape[-1]
+    Cout = spectrum.shape[0]
     gain = (spectrum * conv_constants(b, spectrum.dtype, spectrum.device)).permute(2, 0, 1)  # [l, o, i]
     c = torch.view_as_real(coeffs).permute(2, 1, 0, 3, 4).reshape(b, Cin, B * b * 2)  # [l, i, (B m r)]
-    y = torch.bmm(gain, c).view(b, -1, B, b, 2).permute(2, 1, 0, 3, 4)  # one matmul per degree
+    y = torch.bmm(gain, c).view(b, Cout, B, b, 2).permute(2, 1, 0, 3, 4)  # one matmul per degree
     return torch.view_as_complex(y.contiguous())
 
 

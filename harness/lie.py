@@ -43,6 +43,8 @@ def lie_derivative(model: nn.Module | Callable, x: torch.Tensor, *, input: Field
         raise ValueError(f"mode: unknown mode {mode!r}; valid modes are {list(MODES)}")
     field, x = prepare_input(model, x, input, project)
     watched = watch_list(model, layers, output)
+    if x.shape[0] == 0:
+        return pd.DataFrame(columns=COLUMNS)
     isolated = mode == "isolated"
     rows = []
     with frozen(model):

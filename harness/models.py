@@ -31,16 +31,65 @@ from torch import nn
 from .fields import Field, Invariant, S2Grid
 from .grids import GRID_KINDS
 from .layers import ACTIVATIONS, InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
+from .schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
+from .transforms import BACKENDS
 
-LAYER_KEYS: dict[str, dict[str, Any]] = {
-    # type -> {key: default (None: optional), ...}; "out_channels"/"out_features" are required
-    "conv": {"out_channels": ..., "filter_params": None, "bias": True},
-    "pointwise": {"activation": "relu", "oversampling": 1.0, "kind": None},
-    "pool": {"bandwidth": None},
-    "descriptor": {},
-    "linear": {"out_features": ..., "bias": True},
-    "batchnorm": {},  # BatchNorm1d over the (invariant) descriptor features
-}
+def _layer_tables() -> dict[str, Table]:
+    """The keys of each layer type (``type`` itself is checked first)."""
+    t = {"type": (Str(), REQUIRED)}
+    return {
+        "conv": Table({**t, "out_channels": (Int(1), REQUIRED), "filter_params": (Optional(Int(1)), None),
+                       "bias": (Bool(), True)}),
+        "pointwise": Table({**t, "activation": (Choice(ACTIVATIONS), "relu"), "oversampling": (Number(1.0), 1.0),
+                            "kind": (Optional(Choice(GRID_KINDS)), None)}),
+        "pool": Table({**t, "bandwidth": (Optional(Int(1)), None)}),
+        "descriptor": Table(t),
+        "linear": Table({**t, "out_features": (Int(1), REQUIRED), "bias": (Bool(), True)}),
+        "batchnorm": Table(t),  # BatchNorm1d over the (invariant) descriptor features
+    }
+
+
+LAYER_TABLES = _layer_tables()
+
+
+def _check_layer(v: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(v, Mapping) or "type" not in v:
+        problems.append(f"{where}: expected a table with a 'type' key (one of {sorted(LAYER_TABLES)}), got {v!r}")
+        return None
+    if v["type"] not in LAYER_TABLES:
+        problems.append(f"{where}.type: expected one of {sorted(LAYER_TABLES)}, got {v['type']!r}")
+        return None
+    return LAYER_TABLES[v["type"]].check(v, where, problems)
+
+
+MODEL_SPEC = Table({
+    "in_channels": (Int(1), REQUIRED),
+    "bandwidth": (Int(1), REQUIRED),
+    "kind": (Choice(GRID_KINDS), "dh"),
+    "backend": (Optional(Choice(BACKENDS)), None),
+    "layers": (ListOf(Custom(_check_layer, "a layer table"), scalar_ok=False, unique=False), REQUIRED),
+})
+
+
+def _check_chain(spec: dict[str, Any], problems: list[str]) -> None:
+    """What a single key cannot say: the order of layers and the bandwidth reaching each one."""
+    b, flat = spec["bandwidth"], False
+    for i, L in enumerate(spec["layers"]):
+        where, t = f"layers[{i}]", L["type"]
+        if t in ("conv", "pointwise", "pool", "descriptor") and flat:
+            problems.append(f"{where}: a {t!r} layer cannot follow a descriptor or linear layer")
+        if t in ("linear", "batchnorm") and not flat:
+            problems.append(f"{where}: a {t!r} layer needs a 'descriptor' before it (grid signals are not invariant)")
+        if t == "conv" and L["filter_params"] is not None and L["filter_params"] > b:
+            problems.append(f"{where}.filter_params: expected at most the bandwidth {b} reaching this layer,"
+                            f" got {L['filter_params']}")
+        if t == "pool":
+            bo = L["bandwidth"] if L["bandwidth"] is not None else max(1, b // 2)
+            if bo > b:
+                problems.append(f"{where}.bandwidth: expected at most the bandwidth {b} reaching this layer, got {bo}")
+            b = min(bo, b)
+        flat = flat or t == "descriptor"
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     # In the style of Esteves et al. (2018)'s spherical MNIST network: conv / nonlinearity / pool
@@ -110,82 +159,21 @@ class SphericalModel(nn.Module):
         return out
 
 
-def _check_int(v: Any, where: str, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{where}: expected an int >= {lo}, got {v!r}")
-    return v
-
-
 def normalize_spec(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **top: Any) -> dict[str, Any]:
-    """Validate a spec (or a preset name) and fill defaults; returns a plain dict. No compute."""
+    """Validate a spec (or a preset name) and fill defaults; returns a plain dict. No compute.
+    Every problem is reported at once (:class:`~harness.schema.ConfigError`)."""
     if isinstance(spec, str):
         if spec not in PRESETS:
-            raise ValueError(f"model: unknown preset {spec!r}; presets are {sorted(PRESETS)}")
+            raise ConfigError([f"model: expected a preset name, one of {sorted(PRESETS)}, got {spec!r}"])
         spec = PRESETS[spec]
     if isinstance(spec, Mapping):
-        unknown = set(spec) - {"in_channels", "bandwidth", "kind", "layers", "backend"}
-        if unknown:
-            raise ValueError(f"model: unknown key(s) {sorted(unknown)}; allowed: "
-                             "['backend', 'bandwidth', 'in_channels', 'kind', 'layers']")
         full = {**dict(spec), **top}
     elif isinstance(spec, Sequence):
         full = {"layers": list(spec), **top}
     else:
-        raise TypeError(f"model: expected a mapping, a list of layer tables or a preset name, got {type(spec).__name__}")
-    out = {
-        "in_channels": _check_int(full.get("in_channels"), "model.in_channels"),
-        "bandwidth": _check_int(full.get("bandwidth"), "model.bandwidth"),
-        "kind": full.get("kind", "dh"),
-        "backend": full.get("backend"),
-        "layers": [],
-    }
-    if out["kind"] not in GRID_KINDS:
-        raise ValueError(f"model.kind: unknown grid {out['kind']!r}; valid grids are {list(GRID_KINDS)}")
-    layers = full.get("layers")
-    if not isinstance(layers, Sequence) or isinstance(layers, str) or not layers:
-        raise ValueError(f"model.layers: expected a non-empty list of layer tables, got {layers!r}")
-    flat = False
-    for i, layer in enumerate(layers):
-        where = f"layers[{i}]"
-        if not isinstance(layer, Mapping) or "type" not in layer:
-            raise ValueError(f"{where}: expected a table with a 'type' key, got {layer!r}")
-        t = layer["type"]
-        if t not in LAYER_KEYS:
-            raise ValueError(f"{where}.type: unknown layer type {t!r}; allowed: {sorted(LAYER_KEYS)}")
-        allowed = LAYER_KEYS[t]
-        unknown = set(layer) - set(allowed) - {"type"}
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)} for a {t!r} layer; allowed: {sorted(allowed)}")
-        filled = {"type": t}
-        for k, default in allowed.items():
-            if k not in layer and default is ...:
-                raise ValueError(f"{where}: a {t!r} layer needs {k!r}")
-            filled[k] = layer.get(k, default)
-        if t in ("conv", "pointwise", "pool", "descriptor") and flat:
-            raise ValueError(f"{where}: a {t!r} layer cannot follow a descriptor or linear layer")
-        if t == "conv":
-            _check_int(filled["out_channels"], f"{where}.out_channels")
-            if filled["filter_params"] is not None:
-                _check_int(filled["filter_params"], f"{where}.filter_params")
-        if t == "pointwise":
-            a = filled["activation"]
-            if a not in ACTIVATIONS:
-                raise ValueError(f"{where}.activation: unknown activation {a!r}; known: {sorted(ACTIVATIONS)}")
-            s = filled["oversampling"]
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not s >= 1:
-                raise ValueError(f"{where}.oversampling: expected a number >= 1, got {s!r}")
-            if filled["kind"] is not None and filled["kind"] not in GRID_KINDS:
-                raise ValueError(f"{where}.kind: unknown grid {filled['kind']!r}; valid grids are {list(GRID_KINDS)}")
-        if t == "pool" and filled["bandwidth"] is not None:
-            _check_int(filled["bandwidth"], f"{where}.bandwidth")
-        if t == "linear":
-            _check_int(filled["out_features"], f"{where}.out_features")
-        if t in ("linear", "batchnorm") and not flat:
-            raise ValueError(f"{where}: a {t!r} layer needs a 'descriptor' before it (grid signals are not invariant)")
-        if t == "descriptor":
-            flat = True
-        out["layers"].append(filled)
-    return out
+        raise ConfigError([f"model: expected a mapping, a list of layer tables or a preset name, got"
+                           f" {type(spec).__name__}"])
+    return validate(MODEL_SPEC, copy.deepcopy(full), "", _check_chain)
 
 
 def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **top: Any) -> SphericalModel:
@@ -209,8 +197,6 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
             layers.append(Pointwise(L["activation"], L["oversampling"], L["kind"], kind, be))
         elif t == "pool":
             bo = L["bandwidth"] if L["bandwidth"] is not None else max(1, b // 2)
-            if bo > b:
-                raise ValueError(f"layers[{i}].bandwidth: {bo} exceeds the bandwidth {b} reaching this layer")
             layers.append(SpectralPool(bo, kind, be))
             b = bo
         elif t == "descriptor":

@@ -1,8 +1,8 @@
 """Stored results: one Parquet file per finished sweep cell, provenance on every row.
 
-Layout of a results directory::
+Layout of a results directory (written by :mod:`harness.runner`)::
 
-    results/<experiment>/config.toml        the sweep's config, as run
+    results/<experiment>/config.json        the normalized config the cells belong to
     results/<experiment>/cells/<id>.parquet one file per finished cell, written atomically
     results/<experiment>/figures/*.png      made by ``python -m harness plot`` from the files
 
@@ -70,44 +70,28 @@ def read_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def cell_path(root: Path, cell_id: str) -> Path:
-    return Path(root) / "cells" / f"{cell_id}.parquet"
+def load_results(path: str | os.PathLike, config_hash: str | None = None) -> pd.DataFrame:
+    """All rows of a results directory (or of one Parquet file), concatenated.
 
-
-def write_cell(root: Path, cell_id: str, df: pd.DataFrame) -> Path:
-    """Write one cell's rows atomically (temporary file, then ``os.replace``)."""
-    path = cell_path(root, cell_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
-
-
-def finished_cells(root: Path) -> set[str]:
-    """Ids of the cells whose file exists and reads back; a corrupt file is deleted (recomputed)."""
-    done = set()
-    cells = Path(root) / "cells"
-    if not cells.is_dir():
-        return done
-    for p in cells.glob("*.parquet"):
-        try:
-            pd.read_parquet(p, columns=["cell_id"])
-        except Exception:  # noqa: BLE001 - any unreadable file is recomputed, never used
-            p.unlink(missing_ok=True)
-            continue
-        done.add(p.stem)
-    for p in cells.glob(".*.tmp"):  # leftovers of a killed writer
-        p.unlink(missing_ok=True)
-    return done
-
-
-def load_results(path: str | os.PathLike) -> pd.DataFrame:
-    """All rows of a results directory (or of one Parquet file), concatenated."""
+    Rows of more than one config are never pooled silently: a directory whose cells carry several
+    ``config_hash`` values is a ValueError naming them, unless ``config_hash`` selects one.
+    """
     path = Path(path)
     if path.is_file():
-        return pd.read_parquet(path)
-    files = sorted((path / "cells").glob("*.parquet")) if (path / "cells").is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"path: no results under {path} (expected {path}/cells/*.parquet)")
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        df = pd.read_parquet(path)
+    else:
+        files = sorted((path / "cells").glob("*.parquet")) if (path / "cells").is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"path: no results under {path} (expected {path}/cells/*.parquet)")
+        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    if "config_hash" in df:
+        hashes = df["config_hash"].value_counts()
+        if config_hash is not None:
+            if config_hash not in hashes:
+                raise ValueError(f"config_hash: {config_hash!r} is not among {path}'s configs {list(hashes.index)}")
+            df = df[df["config_hash"] == config_hash].reset_index(drop=True)
+        elif len(hashes) > 1:
+            counts = ", ".join(f"{h} ({n} rows)" for h, n in hashes.items())
+            raise ValueError(f"path: {path} holds rows of {len(hashes)} configs: {counts}; pass config_hash= to"
+                             " choose one, or rerun the sweep with --fresh")
+    return df

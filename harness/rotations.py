@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from scipy.special import gammaln
 
-from .transforms import check_coefficients, isft, sft
 from .grids import check_bandwidth, grid
+from .memory import check_fits
+from .schema import Int, check_arg, check_float_dtype
+from .transforms import check_coefficients, isft, sft
 
 _RESCALE = 1e150
 
@@ -62,14 +64,14 @@ def random_rotations(n: int, seed: int | None = None, generator: torch.Generator
     A unit quaternion from a normalized 4-D standard Gaussian is uniform on S^3, so its rotation is
     Haar-distributed. Uses its own generator (``seed`` or ``generator``), never torch's global RNG.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n: expected an int >= 0, got {n!r}")
+    check_arg(Int(0), n, "n")
+    check_float_dtype(dtype)
     if generator is None:
         generator = torch.Generator()
         if seed is None:
             generator.seed()
         else:
-            generator.manual_seed(int(seed))
+            generator.manual_seed(check_arg(Int(0), seed, "seed"))
     q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
     q = q / q.norm(dim=-1, keepdim=True)
     return quaternion_to_matrix(q).to(dtype)
@@ -264,6 +266,8 @@ class RotationPlan:
 def _rotation_plan64(b: int) -> RotationPlan:
     nchunks = max(1, min(8, b // 16))
     bounds = np.unique(np.round(np.linspace(0, b, nchunks + 1)).astype(int))
+    check_fits(2 * 8 * sum(int(l1 - l0) * int(l1) ** 2 for l0, l1 in zip(bounds[:-1], bounds[1:])),
+               f"the rotation tables at bandwidth {b}")
     tabs = [(int(l0), int(l1), np.zeros((l1 - l0, l1, l1)), np.zeros((l1 - l0, l1, l1)))
             for l0, l1 in zip(bounds[:-1], bounds[1:])]
     k = np.arange(b)
@@ -306,6 +310,7 @@ def wigner_D(bandwidth: int, R: torch.Tensor) -> torch.Tensor:
     """
     b = check_bandwidth(bandwidth)
     check_rotation(R)
+    check_fits(24 * (2 * b - 1) ** 2 * b * max(1, R[..., 0, 0].numel()), f"explicit Wigner D at bandwidth {b}")
     alpha, beta, gamma = _euler_zyz(R.double().cpu())
     m = torch.arange(-b + 1, b, dtype=torch.float64)
     d = wigner_d(b, beta).to(torch.complex128)
@@ -349,6 +354,7 @@ def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     b = check_coefficients(coeffs)
     check_rotation(R)
     lead = _broadcast_lead(coeffs, R, "coeffs")
+    check_fits(6 * math.prod(lead) * b * b * coeffs.element_size(), f"rotating {math.prod(lead)} signals at bandwidth {b}")
     cdt, rdt = coeffs.dtype, coeffs.real.dtype
     alpha, beta, gamma = _euler_zyz(R.double())
     m = torch.arange(b, device=coeffs.device)
@@ -410,12 +416,14 @@ def _rotate_interpolate(x: torch.Tensor, R: torch.Tensor, kind: str) -> torch.Te
     k0 = k0f.long() % g.nlon
     k1 = (k0 + 1) % g.nlon
     xb = xe.expand(*lead, *xe.shape[-2:])
-    flat = xb.reshape(*lead, -1)
+    flat = xb.reshape(*lead, xe.shape[-2] * xe.shape[-1])
+
+    npts = g.nlat * g.nlon
 
     def at(j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return torch.gather(flat, -1, (j * g.nlon + k).expand(*lead, *j.shape[-2:]).reshape(*lead, -1))
+        return torch.gather(flat, -1, (j * g.nlon + k).expand(*lead, *j.shape[-2:]).reshape(*lead, npts))
 
-    wt, wp = wt.expand(*lead, *wt.shape[-2:]).reshape(*lead, -1), wp.expand(*lead, *wp.shape[-2:]).reshape(*lead, -1)
+    wt, wp = wt.expand(*lead, *wt.shape[-2:]).reshape(*lead, npts), wp.expand(*lead, *wp.shape[-2:]).reshape(*lead, npts)
     v = (1 - wt) * ((1 - wp) * at(j0, k0) + wp * at(j0, k1)) + wt * ((1 - wp) * at(j1, k0) + wp * at(j1, k1))
     return v.reshape(*lead, g.nlat, g.nlon)
 

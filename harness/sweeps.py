@@ -1,6 +1,6 @@
 """Sweeps: a TOML config -> validated cells -> any executor -> rows on disk as cells finish.
 
-A config (see ``experiments/default.toml``)::
+A config (every key: ``docs/config.md``; see ``experiments/default.toml``)::
 
     name = "default"
     [axes]            # lists; every combination is one cell
@@ -22,7 +22,7 @@ A config (see ``experiments/default.toml``)::
     pool = false      # a spectral pool (b -> b/2) after every block
     descriptor = true # an invariant descriptor at the end
 
-A user's model instead of the built-in stack (``docs/config.md``)::
+A user's model instead of the built-in stack::
 
     [axes]
     bandwidth = [8, 16]
@@ -35,29 +35,25 @@ A user's model instead of the built-in stack (``docs/config.md``)::
 
 The factory is called (under the cell's seed) with every axis of ``[axes]`` that it names as a
 keyword argument and returns an ``nn.Module``; an axis it does not take must be one the harness
-reads for the inputs (bandwidth, kind, dtype, alpha, seed). ``run_sweep(config, model_factory=fn)`` passes a
-callable instead.
+reads for the inputs (bandwidth, kind, dtype, alpha, seed). ``run_sweep(config,
+model_factory=fn)`` passes a callable instead.
 
-Everything is validated before any compute. ``run_sweep`` runs each cell independently (default
-a local process pool; any ``concurrent.futures.Executor``, e.g. a Dask cluster's
-``client.get_executor()``), writes each finished cell atomically, and on a rerun skips the cells
-already on disk, so an interrupted sweep loses at most the cells in flight.
+Everything is validated before any compute, every problem reported at once. ``run_sweep`` runs
+the cells through :mod:`harness.runner` (one config per results directory, verified resume, a
+lock, atomic writes, workers that die with their parent).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import copy
 import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import itertools
-import json
-import multiprocessing
+import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -67,86 +63,117 @@ import pandas as pd
 import torch
 
 from .aliasing import model_aliasing
-from .equivariance import MODES, equivariance_error, random_signals
-from .fields import field_from_table
-from .lie import lie_derivative
+from .equivariance import CHUNK_BYTES, COLUMNS, MODES, equivariance_error
+from .fields import FIELD_TYPES, field_from_table
 from .grids import GRID_KINDS
 from .layers import ACTIVATIONS
+from .lie import lie_derivative
+from .memory import available_bytes, gib
 from .models import build_model
-from .results import finished_cells, load_results, provenance, read_config, write_cell
+from .results import load_results, provenance, read_config
 from .rotations import random_rotations
+from .runner import Cell, ResultsDir, check_grid, config_hash, run_cells
+from .schema import (REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table,
+                     describe, validate)
+from .transforms import plan_bytes
 
-
-def _ints(lo: int):
-    def check(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-    check.__doc__ = f"an int >= {lo}"
-    return check
-
-
-def _number_ge(lo: float):
-    def check(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= lo
-    check.__doc__ = f"a number >= {lo}"
-    return check
-
-
-def _one_of(values):
-    def check(v: Any) -> bool:
-        return v in values
-    check.__doc__ = f"one of {sorted(values)}"
-    return check
-
-
-AXES: dict[str, tuple[Any, Any]] = {  # name: (validator, default)
-    "bandwidth": (_ints(2), [16]),
-    "activation": (_one_of(ACTIVATIONS), ["relu"]),
-    "oversampling": (_number_ge(1.0), [1.0]),
-    "kind": (_one_of(GRID_KINDS), ["dh"]),
-    "depth": (_ints(1), [2]),
-    "channels": (_ints(1), [4]),
-    "dtype": (_one_of(("float32", "float64")), ["float64"]),
-    "alpha": (_number_ge(0.0), [0.0]),
-    "seed": (_ints(0), [0]),
+# --------------------------------------------------------------------------- the schema
+AXES: dict[str, tuple[Any, list]] = {  # name: (item spec, default)
+    "bandwidth": (Int(2), [16]),
+    "activation": (Choice(ACTIVATIONS), ["relu"]),
+    "oversampling": (Number(1.0), [1.0]),
+    "kind": (Choice(GRID_KINDS), ["dh"]),
+    "depth": (Int(1), [2]),
+    "channels": (Int(1), [4]),
+    "dtype": (Choice(("float32", "float64")), ["float64"]),
+    "alpha": (Number(0.0), [0.0]),
+    "seed": (Int(0), [0]),
 }
-RUN: dict[str, tuple[Any, Any]] = {
-    "n_inputs": (_ints(1), 4),
-    "n_rotations": (_ints(1), 8),
-    "modes": (lambda v: isinstance(v, list) and len(v) > 0 and all(m in MODES for m in v), list(MODES)),
-    "reference_factor": (_ints(2), 4),
-    "timing_repeats": (_ints(1), 3),
-    "lie_derivative": (lambda v: isinstance(v, bool), False),
-    "device": (lambda v: isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"), "cpu"),
-}
-RUN["modes"][0].__doc__ = f"a non-empty list of {list(MODES)}"
-RUN["device"][0].__doc__ = "'cpu' or 'cuda[:n]'"
-RUN["lie_derivative"][0].__doc__ = "true or false"
-MODEL: dict[str, tuple[Any, Any]] = {
-    "filter_params": (_ints(1), None),
-    "pool": (lambda v: isinstance(v, bool), False),
-    "descriptor": (lambda v: isinstance(v, bool), True),
-    "in_channels": (_ints(1), 1),
-}
-MODEL["pool"][0].__doc__ = MODEL["descriptor"][0].__doc__ = "true or false"
-FACTORY_MODEL = {"factory", "input", "output", "layers", "in_channels"}
-_INPUT_AXES = ("bandwidth", "kind", "dtype", "alpha", "seed")  # read by the harness for the inputs
+INPUT_AXES = ("bandwidth", "kind", "dtype", "alpha", "seed")  # read by the harness for the inputs
+MODEL_AXES = ("activation", "oversampling", "depth", "channels")  # the built-in stack's
 
 
+def _device(v: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(v, str) and (v == "cpu" or v == "cuda" or (v.startswith("cuda:") and v[5:].isdigit())):
+        return v
+    problems.append(f"{where}: expected 'cpu', 'cuda' or 'cuda:<n>', got {describe(v)}")
+    return None
+
+
+RUN = Table({
+    "n_inputs": (Int(1), 4),
+    "n_rotations": (Int(1), 8),
+    "modes": (ListOf(Choice(MODES)), lambda: list(MODES)),
+    "reference_factor": (Int(2), 4),
+    "timing_repeats": (Int(1), 3),
+    "device": (Custom(_device, "'cpu' or 'cuda[:n]'"), "cpu"),
+    "lie_derivative": (Bool(), False),
+})
+BUILTIN_MODEL = Table({
+    "filter_params": (Optional(Int(1)), None),
+    "pool": (Bool(), False),
+    "descriptor": (Bool(), True),
+    "in_channels": (Int(1), 1),
+})
+
+
+def _field_table(v: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(v, dict) or v.get("field") not in FIELD_TYPES:
+        problems.append(f"{where}: expected a field table, e.g. {{ field = \"S2Grid\", kind = \"dh\" }} (field one of"
+                        f" {list(FIELD_TYPES)}), got {describe(v)}")
+        return None
+    return dict(v)
+
+
+FACTORY_MODEL = Table({
+    "factory": (Custom(lambda v, w, p: v if isinstance(v, str) or callable(v) else
+                       p.append(f"{w}: expected 'package.module:function' or 'file.py:function', got {describe(v)}"),
+                       "a factory"), REQUIRED),
+    "input": (Custom(_field_table, "a field table"), REQUIRED),
+    "output": (Optional(Custom(_field_table, "a field table")), None),
+    "layers": (Optional(ListOf(Str(), scalar_ok=False)), None),
+    "in_channels": (Optional(Int(1)), None),
+})
+
+
+def _scalar(v: Any, where: str, problems: list[str]) -> Any:
+    if isinstance(v, bool) or isinstance(v, str) or (isinstance(v, int)):
+        return v
+    if isinstance(v, float) and math.isfinite(v):
+        return v
+    problems.append(f"{where}: expected a number, a string or a boolean, got {describe(v)}")
+    return None
+
+
+def _sweep_schema(factory: bool) -> Table:
+    axes = {k: (ListOf(spec), default) for k, (spec, default) in AXES.items()}
+    if factory:  # only the harness's input axes get defaults; any other axis goes to the factory
+        axes = {k: (s, d if k in INPUT_AXES else None) for k, (s, d) in axes.items()}
+    return Table({
+        "name": (Name(), REQUIRED),
+        "description": (Str(), ""),
+        "axes": (Table(axes, extra=ListOf(Custom(_scalar, "a scalar")) if factory else None), dict),
+        "run": (RUN, dict),
+        "model": (FACTORY_MODEL if factory else BUILTIN_MODEL, dict),
+    })
+
+
+# --------------------------------------------------------------------------- user factories
 def load_factory(spec: Any, base: Path | None = None) -> tuple[Any, str]:
     """``(callable, identity)`` for ``"package.module:function"``, ``"file.py:function"`` (relative
     to ``base``, the config's directory) or a callable; the identity is what the cells record."""
     if callable(spec):
         return spec, f"{spec.__module__}:{spec.__qualname__}"
     if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise ValueError(f"model.factory: expected 'package.module:function' or 'file.py:function', got {spec!r}")
+        raise ConfigError([f"model.factory: expected 'package.module:function' or 'file.py:function', got {spec!r}"])
     mod, name = spec.split(":")
     if mod.endswith(".py"):
-        path = Path(mod) if Path(mod).is_absolute() else (base or Path.cwd()) / mod
-        path = path.resolve()
+        path = (Path(mod) if Path(mod).is_absolute() else (base or Path.cwd()) / mod).resolve()
         if not path.is_file():
-            raise ValueError(f"model.factory: no such file {path}")
+            raise ConfigError([f"model.factory: no such file {path}"])
         ident = f"{path}:{name}"
-        loader = importlib.util.spec_from_file_location(f"harness_factory_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}", path)
+        loader = importlib.util.spec_from_file_location(
+            f"harness_factory_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}", path)
         module = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(module)
     else:
@@ -154,134 +181,89 @@ def load_factory(spec: Any, base: Path | None = None) -> tuple[Any, str]:
         try:
             module = importlib.import_module(mod)
         except ImportError as e:
-            raise ValueError(f"model.factory: cannot import {mod!r}: {e}") from None
+            raise ConfigError([f"model.factory: cannot import {mod!r}: {e}"]) from None
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise ValueError(f"model.factory: {mod} has no callable {name!r}")
+        raise ConfigError([f"model.factory: {mod} has no callable {name!r}"])
     return fn, ident
 
 
-def _check_table(table: Any, spec: dict[str, tuple[Any, Any]], where: str, axis: bool) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ValueError(f"{where}: expected a table, got {table!r}")
-    unknown = set(table) - set(spec)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys are {sorted(spec)}")
-    out = {}
-    for key, (check, default) in spec.items():
-        v = copy.deepcopy(table.get(key, default))
-        values = (v if isinstance(v, list) else [v]) if axis else [v]
-        if axis and not values:
-            raise ValueError(f"{where}.{key}: expected a non-empty list")
-        for item in values:
-            if item is None and default is None:
-                continue
-            if not check(item):
-                raise ValueError(f"{where}.{key}: expected {check.__doc__}, got {item!r}")
-        out[key] = values if axis else v
-    return out
+def _check_factory(cfg: dict[str, Any], written: list[str], problems: list[str], base: Path | None) -> None:
+    m = cfg["model"]
+    try:
+        fn, ident = load_factory(m["factory"], base)
+    except ConfigError as e:
+        problems += e.problems
+        return
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    passed = [k for k in written if takes_all or k in params]
+    unused = [k for k in written if k not in passed and k not in INPUT_AXES]
+    if unused:
+        problems.append(f"model.factory: {ident} takes no argument {unused}: an axis nobody reads would make"
+                        " identical cells")
+    try:
+        inspect.signature(fn).bind(**{k: cfg["axes"][k][0] for k in passed})
+    except TypeError as e:
+        problems.append(f"model.factory: {ident} cannot be called with the axes {passed} as keyword arguments: {e}")
+    first = {k: v[0] for k, v in cfg["axes"].items() if v}
+    for key in ("input", "output"):
+        if m[key] is not None:
+            try:
+                field_from_table(m[key], first, f"model.{key}")
+            except (ValueError, TypeError) as e:
+                problems.append(str(e))
+    m["factory"], m["factory_axes"] = ident, passed
 
 
 def load_config(config: str | os.PathLike | dict[str, Any], model_factory: Any = None) -> dict[str, Any]:
     """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict.
-    ``model_factory``: a callable that replaces ``[model] factory``."""
+    ``model_factory``: a callable that replaces ``[model] factory``. Raises
+    :class:`~harness.schema.ConfigError` listing every problem."""
     base = None if isinstance(config, dict) else Path(config).resolve().parent
-    config = read_config(config)
-    unknown = set(config) - {"name", "description", "axes", "run", "model"}
-    if unknown:
-        raise ValueError(f"config: unknown key(s) {sorted(unknown)}; valid keys are "
-                         "['axes', 'description', 'model', 'name', 'run']")
-    name = config.get("name")
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"config.name: expected a non-empty name without '/', got {name!r}")
-    model = config.get("model", {})
-    if model_factory is not None or (isinstance(model, dict) and "factory" in model):
-        return _load_factory_config(config, name, model_factory, base)
-    norm = {
-        "name": name,
-        "description": str(config.get("description", "")),
-        "axes": _check_table(config.get("axes", {}), AXES, "axes", axis=True),
-        "run": _check_table(config.get("run", {}), RUN, "run", axis=False),
-        "model": _check_table(model, MODEL, "model", axis=False),
-    }
-    depth, pool, fp = max(norm["axes"]["depth"]), norm["model"]["pool"], norm["model"]["filter_params"]
-    for b in norm["axes"]["bandwidth"]:
-        if pool and b < 2**depth:
-            raise ValueError(f"axes.bandwidth: {b} is too small to pool {depth} times (needs >= {2**depth})")
-        smallest = b // 2 ** (depth - 1) if pool else b  # the bandwidth reaching the last conv
-        if fp is not None and fp > smallest:
-            raise ValueError(f"model.filter_params: {fp} exceeds the bandwidth {smallest} reaching the last"
-                             f" conv layer when axes.bandwidth = {b}")
-    return norm
-
-
-def _load_factory_config(config: dict[str, Any], name: str, model_factory: Any, base: Path | None) -> dict[str, Any]:
-    """A sweep over a user's model: ``[model] factory``, its input field and the axes it takes."""
-    model = dict(config.get("model", {}))
+    raw = dict(read_config(config))
+    model = raw.get("model", {})
+    factory = model_factory is not None or (isinstance(model, dict) and "factory" in model)
     if model_factory is not None:
-        model["factory"] = model_factory
-    unknown = set(model) - FACTORY_MODEL
-    if unknown:
-        raise ValueError(f"model: unknown key(s) {sorted(unknown)} with a factory; valid keys are {sorted(FACTORY_MODEL)}")
-    fn, ident = load_factory(model["factory"], base)
-    axes_in = config.get("axes", {})
-    if not isinstance(axes_in, dict):
-        raise ValueError(f"axes: expected a table, got {axes_in!r}")
-    known = {k: v for k, v in axes_in.items() if k in AXES}
-    axes = _check_table(known, {k: AXES[k] for k in (*known, *_INPUT_AXES) if k in AXES}, "axes", axis=True)
-    for k, v in axes_in.items():
-        if k in AXES:
-            continue
-        values = v if isinstance(v, list) else [v]
-        if not values or not all(isinstance(a, (int, float, str, bool)) for a in values):
-            raise ValueError(f"axes.{k}: expected a non-empty list of numbers, strings or booleans, got {v!r}")
-        axes[k] = values
-    params = inspect.signature(fn).parameters
-    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    # every axis it names goes to the factory; the harness's input axes may be left to the harness
-    passed = [k for k in axes_in if takes_all or k in params]
-    unused = [k for k in axes_in if k not in passed and k not in _INPUT_AXES]
-    if unused:
-        raise ValueError(f"model.factory: {ident} takes no argument {unused}: an axis nobody reads would make"
-                         " identical cells")
-    try:
-        inspect.signature(fn).bind(**{k: axes[k][0] for k in passed})
-    except TypeError as e:
-        raise ValueError(f"model.factory: {ident} cannot be called with the axes {passed} as keyword"
-                         f" arguments: {e}") from None
-    if "input" not in model:
-        raise ValueError("model.input: a factory model needs its input field, e.g. input = { field = \"S2Grid\","
-                         " kind = \"dh\" } (bandwidth from the axis)")
-    first = {k: v[0] for k, v in axes.items()}
-    field_from_table(model["input"], first, "model.input")
-    if model.get("output") is not None:
-        field_from_table(model["output"], first, "model.output")
-    layers = model.get("layers")
-    if layers is not None and (not isinstance(layers, list) or not layers or not all(isinstance(n, str) for n in layers)):
-        raise ValueError(f"model.layers: expected a non-empty list of submodule names, got {layers!r}")
-    in_channels = model.get("in_channels")
-    if in_channels is not None and not _ints(1)(in_channels):
-        raise ValueError(f"model.in_channels: expected an int >= 1, got {in_channels!r}")
-    return {"name": name, "description": str(config.get("description", "")), "axes": axes,
-            "run": _check_table(config.get("run", {}), RUN, "run", axis=False),
-            "model": {"factory": ident, "input": model["input"], "output": model.get("output"),
-                      "layers": layers, "in_channels": in_channels, "factory_axes": passed}}
+        raw["model"] = {**(model if isinstance(model, dict) else {}), "factory": model_factory}
+    written = list(raw.get("axes", {})) if isinstance(raw.get("axes"), dict) else []
+
+    def cross(cfg: dict[str, Any], problems: list[str]) -> None:
+        if factory:
+            cfg["axes"] = {k: v for k, v in cfg["axes"].items() if v is not None}
+            _check_factory(cfg, written, problems, base)
+            return
+        ax, m = cfg["axes"], cfg["model"]
+        depth, pool, fp = max(ax["depth"]), m["pool"], m["filter_params"]
+        for b in ax["bandwidth"]:
+            if pool and b < 2**depth:
+                problems.append(f"axes.bandwidth: {b} is too small to pool {depth} times (needs >= {2**depth})")
+            smallest = b // 2 ** (depth - 1) if pool else b  # the bandwidth reaching the last conv
+            if fp is not None and fp > smallest:
+                problems.append(f"model.filter_params: expected at most the bandwidth {smallest} reaching the last"
+                                f" conv layer when axes.bandwidth = {b}, got {fp}")
+        avail = available_bytes()
+        if avail is not None and not problems:
+            worst = max(cells(cfg), key=lambda c: estimate_cell(c.params)[1])
+            peak = estimate_cell(worst.params)[1]
+            if peak > avail:
+                problems.append(f"axes.bandwidth: the cell ({worst.label}) needs about {gib(peak)}, but only"
+                                f" {gib(avail)} of memory is available")
+
+    return validate(_sweep_schema(factory), raw, "", cross)
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def cells(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every combination of the axes, as self-contained cell dicts (with ``cell_id``)."""
+# --------------------------------------------------------------------------- cells
+def cells(config: dict[str, Any]) -> list[Cell]:
+    """Every combination of the axes, as cells whose ``params`` are self-contained."""
     axes = config["axes"]
     keys = list(axes)
     out = []
     for values in itertools.product(*(axes[k] for k in keys)):
-        cell = {"experiment": config["name"], **dict(zip(keys, values)), "run": config["run"],
-                "model": config["model"]}
-        cell["cell_id"] = hashlib.sha1(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:12]
-        out.append(cell)
+        point = dict(zip(keys, values))
+        params = {"experiment": config["name"], **point, "run": config["run"], "model": config["model"]}
+        varying = [k for k in keys if len(axes[k]) > 1] or keys
+        out.append(Cell(params, " ".join(f"{k}={point[k]}" for k in varying)))
     return out
 
 
@@ -298,6 +280,45 @@ def cell_model_spec(cell: dict[str, Any]) -> dict[str, Any]:
     return {"in_channels": m["in_channels"], "bandwidth": cell["bandwidth"], "kind": cell["kind"], "layers": layers}
 
 
+def n_layers(cell: dict[str, Any]) -> int | None:
+    """Watched layers of a cell's model (None: a factory's, known only once built)."""
+    m = cell["model"]
+    return None if "factory" in m else cell["depth"] * (2 + m["pool"]) + m["descriptor"]
+
+
+# Forward time per input of the built-in stack, fitted to the default sweep's forward_ms (one
+# thread, 2-core VM): 1.2e-8 ms per b^3 and 4.7e-5 ms per b^2 of every map transformed, plus
+# 0.15 ms; within 0.74-1.24x of the measured value for 90% of its 120 cells.
+_FWD_MS = (1.2e-8, 4.7e-5, 0.15)
+# Whole-cell time per forward pass of all inputs (rotations, transforms of the outputs,
+# comparisons, aliasing, Lie derivative), calibrated on the default sweep's cell times.
+_CELL_PER_FORWARD = 2.2
+_BASE_BYTES = 400 * 2**20  # a worker: python, torch, harness
+
+
+def estimate_cell(cell: dict[str, Any]) -> tuple[float, float]:
+    """Rough (seconds, peak bytes) of one built-in cell on one thread (factories: unknown, 0)."""
+    if "factory" in cell["model"]:
+        return 0.0, float(_BASE_BYTES)
+    b, s, depth, ch = cell["bandwidth"], cell["oversampling"], cell["depth"], cell["channels"]
+    bf = math.ceil(s * b - 1e-9)
+    maps = depth * ch * 2 + ch
+    fine = depth * ch * (4 if s > 1 else 0)
+    fwd_ms = (_FWD_MS[0] * (maps * b**3 + fine / 2 * (b**3 + bf**3)) + _FWD_MS[1] * (maps * b**2 + fine / 2 * (b**2 + bf**2))
+              + _FWD_MS[2])
+    run = cell["run"]
+    n, k = run["n_inputs"], run["n_rotations"]
+    passes = len(run["modes"]) * (1 + k) + run["timing_repeats"] + 2 + (6 * len(run["modes"]) if run["lie_derivative"] else 0)
+    seconds = fwd_ms / 1e3 * n * passes * _CELL_PER_FORWARD
+    item = 4 if cell["dtype"] == "float32" else 8
+    grid_bytes = (4 * bf * bf) * ch * item  # one channel stack on the finest grid
+    tables = plan_bytes(cell["kind"], b) + (plan_bytes(cell["kind"], bf) if bf != b else 0) + 6 * b**3
+    per_pair = (depth * 3 + 2) * grid_bytes
+    peak = _BASE_BYTES + tables + min(CHUNK_BYTES, n * k * per_pair) * 2 + n * per_pair
+    return seconds, float(peak)
+
+
+# --------------------------------------------------------------------------- one cell
 def _build(cell: dict[str, Any], factory: Any, dtype: torch.dtype) -> tuple[Any, Any, Any, list | None]:
     """The cell's model (seeded), its input field, output field and watched layers."""
     m = cell["model"]
@@ -310,9 +331,14 @@ def _build(cell: dict[str, Any], factory: Any, dtype: torch.dtype) -> tuple[Any,
         model = fn(**{k: cell[k] for k in m["factory_axes"]})
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model.factory: {m['factory']} returned a {type(model).__name__}, not an nn.Module")
-    axes = {k: cell[k] for k in cell if k not in ("run", "model", "experiment", "cell_id")}
+    axes = {k: cell[k] for k in cell if k not in ("run", "model", "experiment")}
     out = field_from_table(m["output"], axes, "model.output") if m.get("output") else None
     return model.to(dtype), field_from_table(m["input"], axes, "model.input"), out, m.get("layers")
+
+
+#: Columns that may be NaN without a flag: aliasing is measured for nonlinearities only, and the
+#: Lie derivative when asked.
+OPTIONAL = ("out_of_band", "aliasing_error", "reference_bandwidth", "lie_derivative")
 
 
 def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
@@ -352,62 +378,72 @@ def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
         df["forward_ms"] = 1e3 * float(np.median(times[1:])) / x.shape[0]  # per input
     finally:
         torch.set_num_threads(threads)
-    for k in ("experiment", "cell_id", *(k for k in cell if k not in ("run", "model", "experiment", "cell_id"))):
+    for k in ("experiment", *(k for k in cell if k not in ("run", "model", "experiment"))):
         df[k] = cell[k]
     df["n_inputs"], df["n_rotations"] = run["n_inputs"], run["n_rotations"]
     return df
 
 
-def _default_executor(workers: int | None) -> cf.Executor:
-    n = workers or max(1, min(2, os.cpu_count() or 1))
-    return cf.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+def _compute(c: Cell, factory: Any = None) -> pd.DataFrame:
+    return run_cell(c.params, factory).assign(cell_id=c.id)
+
+
+def verify_cell(c: Cell, df: pd.DataFrame) -> str | None:
+    """A sweep cell is complete: every column, every (mode, layer, input, rotation) once, the
+    model's number of layers, and no NaN outside the optional columns unless flagged."""
+    run = c.params["run"]
+    expected = {"mode": len(run["modes"]), "input": run["n_inputs"], "rotation": run["n_rotations"]}
+    if n_layers(c.params) is not None:
+        expected["layer"] = n_layers(c.params)
+    problem = check_grid(df, [*COLUMNS, "cell_id", "forward_ms"], ["mode", "layer", "input", "rotation"], expected)
+    if problem is not None:
+        return problem
+    numeric = df.select_dtypes("number").drop(columns=[k for k in OPTIONAL if k in df], errors="ignore")
+    unflagged = numeric.isna().any(axis=1) & (df["flag"] == "")
+    if unflagged.any():
+        cols = sorted(numeric.columns[numeric[unflagged].isna().any()])
+        return f"{int(unflagged.sum())} rows with NaN in {cols} and no flag"
+    return None
+
+
+# --------------------------------------------------------------------------- the sweep
+def plan_sweep(config: str | os.PathLike | dict[str, Any], model_factory: Any = None) -> pd.DataFrame:
+    """The cells a sweep would run, with rough time and peak-memory estimates (``--dry-run``)."""
+    cfg = load_config(config, model_factory)
+    rows = []
+    for c in cells(cfg):
+        sec, peak = estimate_cell(c.params)
+        rows.append({"cell_id": c.id, "cell": c.label, "est_seconds": sec, "est_peak_gib": peak / 2**30})
+    return pd.DataFrame(rows)
 
 
 def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor | None = None,
               out: str | os.PathLike | None = None, workers: int | None = None,
-              progress: bool | None = None, model_factory: Any = None) -> pd.DataFrame:
-    """Run a sweep; returns all its rows (finished earlier or now) as one DataFrame.
+              progress: bool | None = None, model_factory: Any = None, fresh: bool = False) -> pd.DataFrame:
+    """Run (or resume) a sweep; returns all its rows as one DataFrame.
 
-    out: the results directory (default ``results/<name>``). executor: any
-    ``concurrent.futures.Executor``; default a local process pool of ``workers`` (default 2).
-    Cells already on disk are skipped; each finished cell is written atomically as it finishes.
-    progress: a tqdm bar (None: only when stderr is a terminal). model_factory: a callable that
-    builds the model from the cell's axes (replaces ``[model] factory``; it must be importable by
-    the workers, i.e. defined at the top level of a module).
+    out: the results directory (default ``results/<name>``); it belongs to this config: another
+    config there is refused, naming the differing keys, unless ``fresh=True`` replaces it.
+    executor: any ``concurrent.futures.Executor``; default a pool of ``workers`` processes
+    (default 2) that die with this process. progress: tqdm on a terminal, one line per cell
+    otherwise (None: on; False: silent). model_factory: a callable that builds the model from
+    the cell's axes (replaces ``[model] factory``; it must be importable by the workers).
     """
-    from tqdm.auto import tqdm
-
     cfg = load_config(config, model_factory)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
     root = Path(out) if out is not None else Path("results") / cfg["name"]
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")  # as run
-    if not isinstance(config, dict) and Path(config).resolve() != (root / "config.toml").resolve():
-        shutil.copyfile(config, root / "config.toml")  # as written
-    todo_all = cells(cfg)
-    done = finished_cells(root)
-    todo = [c for c in todo_all if c["cell_id"] not in done]
-    prov = {**provenance(cfg["run"]["device"]), "config_hash": config_hash(cfg)}
-    own = executor is None
-    ex = _default_executor(workers) if own else executor
-    bar = tqdm(total=len(todo_all), initial=len(todo_all) - len(todo), desc=cfg["name"], unit="cell",
-               disable=None if progress is None else not progress)
-    futures = {}
-    try:
-        task = run_cell if model_factory is None else functools.partial(run_cell, factory=model_factory)
-        futures = {ex.submit(task, c): c for c in todo}
-        for fut in cf.as_completed(futures):
-            cell = futures[fut]
-            df = fut.result()
-            for k, v in prov.items():
-                df[k] = v
-            write_cell(root, cell["cell_id"], df)
-            bar.update(1)
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
-    finally:
-        bar.close()
-        if own:
-            ex.shutdown(wait=True, cancel_futures=True)
+    chash = config_hash(cfg)
+    compute = _compute if model_factory is None else functools.partial(_compute, factory=model_factory)
+    with ResultsDir(root, "sweep", cfg, fresh) as rd:
+        if not isinstance(config, dict):
+            rd.copy_in(Path(config), "config.toml")  # as written
+        stamp = {**provenance(cfg["run"]["device"]), "config_hash": chash}
+        run_cells(rd, cells(cfg), compute, verify_cell, stamp, executor=executor,
+                  workers=max(1, min(2, os.cpu_count() or 1)) if workers is None and executor is None else workers,
+                  progress=progress, desc=cfg["name"])
     return load_results(root)
+
+
+__all__ = ["AXES", "load_config", "cells", "plan_sweep", "run_sweep", "run_cell", "estimate_cell", "verify_cell",
+           "load_factory"]

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .grids import bandwidth_from_shape, check_kind, grid, mirror_pairs
+from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid, mirror_pairs
 from .legendre import legendre_diagonals, legendre_table
+from .memory import check_fits
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
 _DUCC_GEOMETRY = {"dh": "DH", "soft": "F1", "gl": "GL", "cc": "CC"}
@@ -79,8 +80,15 @@ def _n_chunks(b: int) -> int:
 DENSE_MAX_BANDWIDTH = 32
 
 
+def plan_bytes(kind: str, b: int) -> int:
+    """Bytes of the float64 Legendre plan (an upper bound: the dense table is b x b x nlat)."""
+    nlat = b if kind == "gl" else 2 * b
+    return 8 * b * b * nlat if b <= DENSE_MAX_BANDWIDTH else 8 * (b * (b + 1) // 2 + 2 * b) * (nlat // 2 + 1)
+
+
 @functools.lru_cache(maxsize=8)
 def _plan_float64(kind: str, b: int) -> LegendrePlan:
+    check_fits(plan_bytes(kind, b), f"the Legendre table for the {kind!r} grid at bandwidth {b}")
     g = grid(kind, b)
     north, mirror = mirror_pairs(g)
     nN = north.size
@@ -340,7 +348,7 @@ def _quadrature_rings(kind: str, b: int) -> np.ndarray:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+    return t.detach().resolve_conj().resolve_neg().contiguous().numpy()
 
 
 def _ducc_analysis(x: np.ndarray, kind: str, b: int) -> np.ndarray:
@@ -462,8 +470,9 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
     raise ValueError(f"{name}: expected finite values, got {bad} nan/inf entries")
 
 
-def check_signal(x: object, kind: str) -> int:
-    """Validate a real grid signal ``[..., nlat, nlon]``; return its bandwidth."""
+def check_signal(x: object, kind: str, check_finite: bool = False) -> int:
+    """Validate a real grid signal ``[..., nlat, nlon]``; return its bandwidth. The finite-value
+    check (a full pass over the data, which stalls a GPU) only when asked."""
     check_kind(kind)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
@@ -472,12 +481,13 @@ def check_signal(x: object, kind: str) -> int:
     if x.dim() < 2:
         raise ValueError(f"x: expected shape [..., nlat, nlon], got shape {tuple(x.shape)}")
     b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
-    _check_finite(x, "x")
+    if check_finite:
+        _check_finite(x, "x")
     return b
 
 
-def check_coefficients(c: object, name: str = "coeffs") -> int:
-    """Validate coefficients ``[..., b, b]`` complex; return b."""
+def check_coefficients(c: object, name: str = "coeffs", check_finite: bool = False) -> int:
+    """Validate coefficients ``[..., b, b]`` complex; return b (finite values only when asked)."""
     if not isinstance(c, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(c).__name__}")
     if c.dtype not in _COMPLEX_DTYPES:
@@ -486,22 +496,35 @@ def check_coefficients(c: object, name: str = "coeffs") -> int:
         raise ValueError(f"{name}: expected shape [..., b, b] (l, m), got shape {tuple(c.shape)}")
     if c.shape[-1] < 1:
         raise ValueError(f"{name}: bandwidth must be >= 1, got b = {c.shape[-1]}")
-    _check_finite(c, name)
+    if check_finite:
+        _check_finite(c, name)
     return int(c.shape[-1])
 
 
-def sft(x: torch.Tensor, kind: str = "dh", *, backend: str | None = None) -> torch.Tensor:
+def _check_size(batch: int, b: int, nlat: int, nlon: int, itemsize: int, what: str) -> None:
+    # the samples, the coefficients and the transform's work buffers (about twice the larger)
+    check_fits(batch * (nlat * nlon + 2 * b * b) * itemsize * 3, f"{what} of {batch} maps at bandwidth {b}")
+
+
+def sft(x: torch.Tensor, kind: str = "dh", *, backend: str | None = None, check_finite: bool = False) -> torch.Tensor:
     """Spherical Fourier transform of real signals.
 
-    x: ``[..., nlat, nlon]`` float32/float64 on the ``kind`` grid of bandwidth b.
-    Returns ``[..., b, b]`` complex64/complex128 coefficients ``f^m_l`` at ``[..., l, m]``.
+    x: ``[..., nlat, nlon]`` float32/float64 on the ``kind`` grid of bandwidth b (any strides;
+    an empty batch gives an empty result). Returns ``[..., b, b]`` complex64/complex128
+    coefficients ``f^m_l`` at ``[..., l, m]``.
     backend: "ducc0" or "torch"; default ducc0 on the CPU from b = 128 up (DUCC0_MIN_BANDWIDTH),
     the torch path otherwise. Both compute the same quadrature and are differentiable.
+    check_finite: refuse NaN/Inf samples (a pass over the data; off in the per-layer hot path,
+    where NaN simply propagates).
     """
-    b = check_signal(x, kind)
+    b = check_signal(x, kind, check_finite)
     be = _check_backend(backend, x.device, b)
     lead = x.shape[:-2]
     xb = x.reshape(-1, *x.shape[-2:])
+    cdt = torch.complex64 if x.dtype == torch.float32 else torch.complex128
+    if xb.shape[0] == 0:
+        return torch.zeros(*lead, b, b, dtype=cdt, device=x.device)
+    _check_size(xb.shape[0], b, x.shape[-2], x.shape[-1], x.element_size(), "sft")
     if be == "ducc0":
         out = _DuccSFT.apply(xb, kind, b)
     else:
@@ -509,27 +532,34 @@ def sft(x: torch.Tensor, kind: str = "dh", *, backend: str | None = None) -> tor
     return out.reshape(*lead, b, b)
 
 
-def isft(coeffs: torch.Tensor, kind: str = "dh", *, backend: str | None = None) -> torch.Tensor:
+def isft(coeffs: torch.Tensor, kind: str = "dh", *, backend: str | None = None,
+         check_finite: bool = False) -> torch.Tensor:
     """Inverse transform: ``[..., b, b]`` complex coefficients -> ``[..., nlat, nlon]`` real signal.
 
-    Entries with m > l and the imaginary part of ``f^0_l`` are ignored.
+    Entries with m > l and the imaginary part of ``f^0_l`` are ignored. Conjugate and other views
+    are accepted; an empty batch gives an empty result.
     """
     check_kind(kind)
-    b = check_coefficients(coeffs)
+    b = check_coefficients(coeffs, check_finite=check_finite)
     be = _check_backend(backend, coeffs.device, b)
     lead = coeffs.shape[:-2]
     cb = coeffs.reshape(-1, b, b)
     g = grid(kind, b)
+    rdt = torch.float32 if coeffs.dtype == torch.complex64 else torch.float64
+    if cb.shape[0] == 0:
+        return torch.zeros(*lead, g.nlat, g.nlon, dtype=rdt, device=coeffs.device)
+    _check_size(cb.shape[0], b, g.nlat, g.nlon, rdt.itemsize, "isft")
     if be == "ducc0":
         out = _DuccISFT.apply(cb, kind)
     else:
-        rdt = torch.float32 if coeffs.dtype == torch.complex64 else torch.float64
         out = _TorchISFT.apply(cb, legendre_plan(kind, b, rdt, coeffs.device))
     return out.reshape(*lead, g.nlat, g.nlon)
 
 
 def resize_coefficients(coeffs: torch.Tensor, bandwidth: int) -> torch.Tensor:
     """Truncate (low-pass) or zero-pad ``[..., b, b]`` coefficients to ``[..., bandwidth, bandwidth]``."""
+    check_coefficients(coeffs)
+    bandwidth = check_bandwidth(bandwidth)
     b = coeffs.shape[-1]
     if bandwidth <= b:
         return coeffs[..., :bandwidth, :bandwidth]

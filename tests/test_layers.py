@@ -196,18 +196,48 @@ class TestBadInput:
 
     def test_spec_validation(self):
         base = {"in_channels": 1, "bandwidth": 8}
-        with pytest.raises(ValueError, match=r"layers\[0\]\.type: unknown layer type 'dense'; allowed: \['batchnorm', 'conv'"):
+        with pytest.raises(ValueError, match=r"layers\[0\]\.type: expected one of \['batchnorm', 'conv', .*got 'dense'"):
             harness.build_model({**base, "layers": [{"type": "dense"}]})
-        with pytest.raises(ValueError, match=r"layers\[0\]: unknown key\(s\) \['channels'\] for a 'conv' layer; allowed"):
-            harness.build_model({**base, "layers": [{"type": "conv", "channels": 4}]})
-        with pytest.raises(ValueError, match=r"layers\[0\]: a 'conv' layer needs 'out_channels'"):
+        with pytest.raises(ValueError, match=r"layers\[0\]: unknown key\(s\) \['channels'\]; valid keys are"):
+            harness.build_model({**base, "layers": [{"type": "conv", "channels": 4, "out_channels": 2}]})
+        with pytest.raises(ValueError, match=r"layers\[0\]\.out_channels: required \(an integer >= 1\), missing"):
             harness.build_model({**base, "layers": [{"type": "conv"}]})
-        with pytest.raises(ValueError, match=r"layers\[1\]\.oversampling: expected a number >= 1, got 0"):
+        with pytest.raises(ValueError, match=r"layers\[1\]\.oversampling: expected a finite number >= 1, got 0"):
             harness.build_model({**base, "layers": [{"type": "conv", "out_channels": 2},
                                                     {"type": "pointwise", "oversampling": 0}]})
         with pytest.raises(ValueError, match=r"needs a 'descriptor' before it"):
             harness.build_model({**base, "layers": [{"type": "linear", "out_features": 3}]})
-        with pytest.raises(ValueError, match=r"unknown preset 'resnet'; presets are \['esteves_mnist'\]"):
+        with pytest.raises(ValueError, match=r"model: expected a preset name, one of \['esteves_mnist'\], got 'resnet'"):
             harness.build_model("resnet")
-        with pytest.raises(ValueError, match=r"model.bandwidth: expected an int >= 1, got None"):
+        with pytest.raises(ValueError, match=r"bandwidth: required \(an integer >= 1\), missing"):
             harness.build_model({"in_channels": 1, "layers": [{"type": "descriptor"}]})
+
+    def test_every_problem_of_a_spec_is_reported_at_once(self):
+        from harness.schema import ConfigError
+
+        spec = {"in_channels": 1, "bandwidth": 8, "backend": "fftw", "layers": [
+            {"type": "conv", "out_channels": 2, "bias": "no"}, {"type": "pointwise", "oversampling": float("inf")},
+            {"type": "pool", "bandwidth": 9}]}
+        with pytest.raises(ConfigError) as e:
+            harness.build_model(spec)
+        assert e.value.problems == [
+            "backend: expected one of ['torch', 'ducc0'], got 'fftw'",
+            "layers[0].bias: expected true or false, got 'no'",
+            "layers[1].oversampling: expected a finite number >= 1, got inf (float)",
+        ]  # the pool's bandwidth is checked once the keys are right
+        spec["backend"], spec["layers"][0]["bias"], spec["layers"][1]["oversampling"] = None, False, 2
+        with pytest.raises(ConfigError, match=r"layers\[2\]\.bandwidth: expected at most the bandwidth 8 reaching this layer, got 9"):
+            harness.build_model(spec)
+
+
+def test_empty_batches_pass_through_every_layer_and_the_preset():
+    x = torch.zeros(0, 1, 32, 32, dtype=torch.float64)
+    assert SphericalConv(1, 3, 16).double()(x).shape == (0, 3, 32, 32)  # was: a reshape error
+    for s in (1.0, 2.0):
+        assert Pointwise("relu", oversampling=s)(x).shape == (0, 1, 32, 32)
+    assert SpectralPool()(x).shape == (0, 1, 16, 16)
+    assert InvariantDescriptor()(x).shape == (0, 1, 16)
+    assert harness.build_model("esteves_mnist", bandwidth=16).double().eval()(x).shape == (0, 10)
+    df = harness.equivariance_error(harness.build_model("esteves_mnist", bandwidth=16).double(), x,
+                                    random_rotations(2, seed=0))
+    assert len(df) == 0 and "rel_error" in df.columns

@@ -217,10 +217,38 @@ class TestBadInput:
             rotate(harness.isft(c), random_rotations(3, seed=0), method="nearest")
         with pytest.raises(TypeError, match="R: expected a torch.Tensor"):
             rotate_coefficients(c, np.eye(3))
-        with pytest.raises(ValueError, match="n: expected an int >= 0"):
+        with pytest.raises(ValueError, match=r"n: expected an integer >= 0, got -1"):
             random_rotations(-1)
+
+    def test_samplers_refuse_what_they_cannot_honour(self):
+        with pytest.raises(ValueError, match=r"dtype: expected torch.float32 or torch.float64, got torch.int64"):
+            random_rotations(2, dtype=torch.int64)  # was: zero matrices
+        with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, got 1.7 \(float\)"):
+            random_rotations(2, seed=1.7)  # was: seed 1
+        with pytest.raises(ValueError, match=r"dtype: expected torch.float32 or torch.float64, got torch.bool"):
+            harness.random_signals(2, 1, 8, dtype=torch.bool)
+        with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, got True"):
+            harness.random_signals(2, 1, 8, seed=True)
+        assert random_rotations(0).shape == (0, 3, 3)
+
+
+def test_empty_batches_and_views():
+    R = random_rotations(1, seed=0)[0]
+    assert rotate_coefficients(torch.zeros(0, 5, 5, dtype=torch.complex128), R).shape == (0, 5, 5)
+    for method in ("exact", "interpolate"):
+        assert rotate(torch.zeros(0, 10, 10, dtype=torch.float64), R, method=method).shape == (0, 10, 10)
+    c = random_coefficients((2,), 6)
+    # a conjugate view is the conjugate signal's coefficients, rotated as such
+    np.testing.assert_allclose(rotate_coefficients(c.conj(), R).numpy(), rotate_coefficients(c.conj().resolve_conj(), R).numpy())
 
 
 def test_wigner_d_rejects_beta_outside_0_pi():
     with pytest.raises(ValueError, match=r"beta: expected angles in \[0, pi\]"):
         wigner_d(4, torch.tensor([0.3, -0.5]))
+
+
+def test_explicit_wigner_matrices_too_large_for_the_machine_are_refused():
+    from harness.memory import TooLarge
+
+    with pytest.raises(TooLarge, match=r"explicit Wigner D at bandwidth 4096 needs about [0-9.,]+ GiB"):
+        wigner_D(4096, random_rotations(1, seed=0))

@@ -14,12 +14,14 @@ import harness
 
 import harness.plots
 from harness.results import load_results
-from harness.sweeps import cells, load_config, run_sweep
+from harness.runner import RunnerError
+from harness.schema import ConfigError
+from harness.sweeps import cells, load_config, plan_sweep, run_sweep, verify_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.toml"
 KEY = ["cell_id", "mode", "layer", "input", "rotation"]
-VOLATILE = ["forward_ms", "timestamp"]
+VOLATILE = ["forward_ms", "timestamp", "cell_seconds"]
 
 
 def _numbers(df: pd.DataFrame) -> pd.DataFrame:
@@ -38,6 +40,7 @@ def test_smoke_sweep_is_complete_tidy_and_resumable(smoke):
     n_cells = len(cells(load_config(SMOKE)))
     assert df["cell_id"].nunique() == n_cells == 8
     assert not df.duplicated(KEY).any()
+    assert (df["cell_seconds"] > 0).all()
     for col in ("git_commit", "git_dirty", "harness_version", "torch_version", "python_version", "device",
                 "dtype", "seed", "config_hash", "timestamp", "rel_error", "forward_ms"):
         assert col in df.columns and df[col].notna().all(), col
@@ -56,7 +59,7 @@ def test_same_config_same_numbers(smoke, tmp_path):
     cfg = load_config(SMOKE)
     cfg["axes"]["bandwidth"] = [6]
     cfg["axes"]["activation"] = ["relu"]
-    rerun = run_sweep(cfg, out=tmp_path, workers=1, progress=False)
+    rerun = run_sweep(cfg, out=tmp_path, workers=1, progress=False)  # another directory, another config
     mine = df[df["cell_id"].isin(rerun["cell_id"])]
     assert len(mine) == len(rerun) > 0
     # the cells are the same; only the config they were part of differs
@@ -113,15 +116,15 @@ class TestConfigValidation:
         base = {"name": "t", "axes": {"bandwidth": [8]}}
         with pytest.raises(ValueError, match=r"axes: unknown key\(s\) \['bandwith'\]; valid keys are \['activation', 'alpha', 'bandwidth'"):
             load_config({"name": "t", "axes": {"bandwith": [8]}})
-        with pytest.raises(ValueError, match=r"axes.activation: expected one of \['abs', 'elu'.*got 'relu6'"):
+        with pytest.raises(ValueError, match=r"axes.activation\[1\]: expected one of \[.*'relu'.*\], got 'relu6'"):
             load_config({**base, "axes": {"activation": ["relu", "relu6"]}})
-        with pytest.raises(ValueError, match=r"axes.oversampling: expected a number >= 1.0, got 0.5"):
+        with pytest.raises(ValueError, match=r"axes.oversampling\[0\]: expected a finite number >= 1, got 0.5"):
             load_config({**base, "axes": {"oversampling": [0.5]}})
-        with pytest.raises(ValueError, match=r"run.modes: expected a non-empty list of \['cumulative', 'isolated'\]"):
+        with pytest.raises(ValueError, match=r"run.modes\[0\]: expected one of \['cumulative', 'isolated'\], got 'both'"):
             load_config({**base, "run": {"modes": ["both"]}})
         with pytest.raises(ValueError, match=r"config: unknown key\(s\) \['axis'\]"):
             load_config({"name": "t", "axis": {}})
-        with pytest.raises(ValueError, match=r"model.filter_params: 9 exceeds the bandwidth 8"):
+        with pytest.raises(ValueError, match=r"model.filter_params: expected at most the bandwidth 8 reaching the last conv layer"):
             load_config({**base, "model": {"filter_params": 9}})
         bad = tmp_path / "bad.toml"
         bad.write_text("name = [")
@@ -133,7 +136,30 @@ class TestConfigValidation:
     def test_cells_are_the_product_of_the_axes(self):
         cfg = load_config({"name": "t", "axes": {"bandwidth": [8, 16], "activation": ["relu", "tanh", "abs"]}})
         cs = cells(cfg)
-        assert len(cs) == 6 and len({c["cell_id"] for c in cs}) == 6
+        assert len(cs) == 6 and len({c.id for c in cs}) == 6
+
+    def test_values_are_normalized_and_repeats_refused(self):
+        a = load_config({"name": "t", "axes": {"oversampling": [1, 2.0]}})
+        b = load_config({"name": "t", "axes": {"oversampling": [1.0, 2]}})
+        assert [c.id for c in cells(a)] == [c.id for c in cells(b)]  # 1 and 1.0 are one cell
+        with pytest.raises(ConfigError, match=r"axes.oversampling: 1.0 at \[1\] repeats the value at \[0\]"):
+            load_config({"name": "t", "axes": {"oversampling": [1, 1.0, 2.0]}})
+
+    def test_every_problem_is_reported_at_once(self):
+        with pytest.raises(ConfigError) as e:
+            load_config({"name": "..", "axes": {"oversampling": [float("inf")], "bandwidth": [8], "channels": [0]},
+                         "run": {"n_inputs": 0, "device": "tpu"}, "model": {"pool": "no"}})
+        assert e.value.problems == [
+            "name: expected a name of letters, digits, '_', '.', '-' (a directory name, not a path), got '..'",
+            "axes.oversampling[0]: expected a finite number >= 1, got inf (float)",
+            "axes.channels[0]: expected an integer >= 1, got 0 (int)",
+            "run.n_inputs: expected an integer >= 1, got 0 (int)",
+            "run.device: expected 'cpu', 'cuda' or 'cuda:<n>', got 'tpu'",
+            "model.pool: expected true or false, got 'no'"]
+
+    def test_a_bandwidth_too_large_for_the_machine_is_refused_before_compute(self):
+        with pytest.raises(ConfigError, match=r"axes.bandwidth: the cell \(bandwidth=4096 activation=relu .*\) needs about [0-9.,]+ GiB, but only"):
+            load_config({"name": "t", "axes": {"bandwidth": [4096]}})
 
 
 def test_cli_plot_and_show(smoke):
@@ -174,7 +200,7 @@ def test_a_sweep_over_a_users_model_as_the_docs_show(tmp_path):
            "model": {"factory": str(tmp_path / "mymodels.py") + ":make", "input": {"field": "S2Grid", "kind": "dh"}}}
     with pytest.raises(ValueError, match=r"model.factory: .*mymodels.py:make takes no argument \['depth_'\]: an axis nobody reads"):
         load_config(bad)
-    with pytest.raises(ValueError, match=r"model.input: a factory model needs its input field"):
+    with pytest.raises(ValueError, match=r"model.input: required \(a field table\), missing"):
         load_config({"name": "bad", "axes": {"bandwidth": [8], "width": [2]},
                      "model": {"factory": str(tmp_path / "mymodels.py") + ":make"}})
 
@@ -191,3 +217,167 @@ def test_run_sweep_takes_a_factory_callable(tmp_path):
     with cf.ThreadPoolExecutor(1) as ex:
         df = run_sweep(cfg, executor=ex, out=tmp_path, progress=False, model_factory=tanh_net)
     assert list(df["layer"].unique()) == ["0", "1"] and df.loc[df["layer"] == "1", "rel_error"].min() > 1e-3
+
+
+
+# --------------------------------------------------------------------------- trustworthy runs
+SMALL = {"name": "small", "axes": {"bandwidth": [6, 8], "activation": ["relu"], "depth": [1], "channels": [2]},
+         "run": {"n_inputs": 2, "n_rotations": 3, "modes": ["cumulative"], "timing_repeats": 1}}
+
+
+def _small(**axes):
+    import copy
+
+    cfg = copy.deepcopy(SMALL)
+    cfg["axes"].update(axes)
+    return cfg
+
+
+def test_a_directory_belongs_to_one_config(tmp_path):
+    run_sweep(_small(), out=tmp_path, workers=1, progress=False)
+    with pytest.raises(RunnerError, match=r"holds results of another config \(differing keys: \['config.axes.bandwidth'\]\)"):
+        run_sweep(_small(bandwidth=[8, 10]), out=tmp_path, workers=1, progress=False)
+    other = _small()
+    other["run"]["n_rotations"] = 4
+    with pytest.raises(RunnerError, match=r"differing keys: \['config.run.n_rotations'\]"):
+        run_sweep(other, out=tmp_path, workers=1, progress=False)
+    df = run_sweep(_small(bandwidth=[8, 10]), out=tmp_path, workers=1, progress=False, fresh=True)
+    assert set(df["bandwidth"]) == {8, 10} and df["cell_id"].nunique() == 2  # the b = 6 cell is gone
+
+
+def test_results_of_two_configs_are_never_pooled(tmp_path):
+    a = run_sweep(_small(bandwidth=[6]), out=tmp_path / "a", workers=1, progress=False)
+    b = run_sweep(_small(bandwidth=[8]), out=tmp_path / "b", workers=1, progress=False)
+    import shutil
+
+    shutil.copy(next((tmp_path / "b" / "cells").glob("*.parquet")), tmp_path / "a" / "cells")
+    with pytest.raises(ValueError, match=r"holds rows of 2 configs: .*pass config_hash= to choose one"):
+        load_results(tmp_path / "a")
+    assert len(load_results(tmp_path / "a", config_hash=b["config_hash"].iloc[0])) == len(b)
+    assert a["config_hash"].iloc[0] != b["config_hash"].iloc[0]
+
+
+def test_a_short_cell_file_is_recomputed_and_reported(tmp_path, capsys):
+    df = run_sweep(_small(), out=tmp_path, workers=1, progress=False)
+    victim = sorted((tmp_path / "cells").glob("*.parquet"))[0]
+    pd.read_parquet(victim).head(5).to_parquet(victim)  # a valid file, 5 of its 6 rows
+    again = run_sweep(_small(), out=tmp_path, workers=1)
+    err = capsys.readouterr().err
+    assert re.search(rf"cell {victim.stem} \(bandwidth=\d\): 1 distinct layer values, expected 3; recomputing it", err)
+    pd.testing.assert_frame_equal(_numbers(again), _numbers(df))
+
+
+def test_verify_refuses_unflagged_nan(tmp_path):
+    df = run_sweep(_small(bandwidth=[6]), out=tmp_path, workers=1, progress=False)
+    c = cells(load_config(_small(bandwidth=[6])))[0]
+    assert verify_cell(c, df) is None
+    bad = df.copy()
+    bad.loc[0, "rel_error"] = float("nan")
+    assert "with NaN in ['rel_error'] and no flag" in verify_cell(c, bad)
+    bad.loc[0, "flag"] = "zero reference: relative errors undefined"
+    assert verify_cell(c, bad) is None
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_do_not_outlive_their_parent(tmp_path, sig):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "harness", "sweep", str(SMOKE), "--out", str(out), "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 120, []
+    while time.time() < deadline and len(workers) < 2:
+        workers = [p for p in _children(proc.pid) if "python" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+        time.sleep(0.1)
+    time.sleep(1.0)  # mid-run
+    assert workers, "no worker started"
+    os.kill(proc.pid, sig)  # the main process alone, not its group
+    proc.wait(timeout=30)
+    t0 = time.time()
+    while time.time() - t0 < 30 and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "a worker outlived its parent by 30 s"
+    proc.stdout.read()  # the pipe closes: nobody holds it any more
+    proc.stdout.close()
+
+
+def test_two_sweeps_on_one_directory(tmp_path):
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "harness", "sweep", str(SMOKE), "--out", str(out), "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out / ".lock").exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        with pytest.raises(RunnerError, match=rf"is in use by another run \(pid {proc.pid} on .*command: .*harness.* sweep .*smoke.toml"):
+            run_sweep(SMOKE, out=out, workers=1, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+    # temporary files: a live writer's survive a start-up scan, a dead writer's do not
+    import socket
+
+    live = out / "cells" / f".x.parquet.{socket.gethostname()}.{os.getpid()}.abcd1234.tmp"
+    dead = out / "cells" / f".y.parquet.{socket.gethostname()}.{proc.pid}.abcd1234.tmp"
+    live.write_text("mine")
+    dead.write_text("theirs")
+    run_sweep(SMOKE, out=out, workers=1, progress=False)
+    assert live.exists() and not dead.exists()
+
+
+def test_cli_errors_dry_run_and_progress_lines(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[axes]\noversampling = [1, 1.0]\n[run]\nn_inputs = 0\n')
+    p = subprocess.run([sys.executable, "-m", "harness", "sweep", str(bad)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.splitlines() == [
+        "error: axes.oversampling: 1.0 at [1] repeats the value at [0] (cells would be computed twice)",
+        "error: run.n_inputs: expected an integer >= 1, got 0 (int)",
+        "(run with --debug for the traceback)"]
+    d = subprocess.run([sys.executable, "-m", "harness", "--debug", "sweep", str(bad)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert d.returncode == 1 and "Traceback" in d.stderr and "ConfigError" in d.stderr
+    w = subprocess.run([sys.executable, "-m", "harness", "sweep", str(SMOKE), "--workers", "0"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert w.returncode == 2 and "--workers: expected an integer >= 1, got 0" in w.stderr
+    dry = subprocess.run([sys.executable, "-m", "harness", "sweep", str(SMOKE), "--dry-run", "--out", "x"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and "8 cells; about" in dry.stdout and "nothing was run" in dry.stdout
+    assert not (tmp_path / "x").exists() and not (tmp_path / "results").exists()
+    cfg = tmp_path / "small.toml"
+    cfg.write_text('name = "small"\n[axes]\nbandwidth = [6, 8]\ndepth = [1]\nchannels = [2]\n'
+                   '[run]\nn_inputs = 2\nn_rotations = 2\nmodes = ["cumulative"]\ntiming_repeats = 1\n')
+    run = subprocess.run([sys.executable, "-m", "harness", "sweep", str(cfg), "--workers", "1"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)  # stderr is a pipe, not a terminal
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("small: ")]
+    assert len(lines) == 2 and re.match(r"small: 1/2 cells, bandwidth=\d+ in [0-9.]+ s; elapsed \d+:\d\d, ETA \d+:\d\d", lines[0])
+
+
+def test_dry_run_estimates():
+    plan = plan_sweep(ROOT / "experiments" / "default.toml")
+    assert len(plan) == 120 and (plan["est_seconds"] > 0).all() and (plan["est_peak_gib"] > 0.3).all()

