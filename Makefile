@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: sweep test bench peers fashion accuracy gpu asv-history asv-compare third-party trained clean
+.PHONY: sweep test bench peers fashion accuracy gpu asv-show asv-history asv-compare third-party trained clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 ## main job: the default sweep (resumes if interrupted; keeps the committed cells unless FRESH=1),
 ## then its figures and summary
 sweep: $(STAMP)
-	$(if $(FRESH),rm -rf results/default/cells,)
-	$(BIN)/python -m harness sweep experiments/default.toml
+	$(BIN)/python -m harness sweep experiments/default.toml $(if $(FRESH),--fresh,)
 	$(BIN)/python -m harness plot results/default
 	$(BIN)/python -m harness show results/default
 
@@ -46,6 +45,11 @@ asv-history: $(STAMP)
 	$(BIN)/python -m asv machine --yes
 	$(BIN)/python -m asv run --skip-existing-commits ALL
 	$(BIN)/python -m asv publish
+
+## the committed asv results as HTML (asv publish), served locally (asv preview); nothing is rerun
+asv-show: $(STAMP)
+	$(BIN)/python -m asv publish
+	$(BIN)/python -m asv preview
 
 ## asv regression gate: exits 1 if a benchmark of NEW is > FACTOR x slower than on BASE
 BASE ?= main~1

@@ -33,34 +33,60 @@ def _facet(df: pd.DataFrame, *candidates: str) -> str | None:
     return next((c for c in candidates if c in df and df[c].nunique() > 1), None)
 
 
-def _bandwidth_ticks(g, values) -> None:
-    for ax in g.axes.flat:
-        ax.set_xticks(sorted(values))
-        ax.set_xticklabels([str(v) for v in sorted(values)])
-        ax.minorticks_off()
+def _plain_log_ticks(ax, values, axis: str = "x") -> None:
+    """Log axis with one plain label per value (no overlapping 10^x minor labels)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_locator(FixedLocator(sorted(set(values))))
+    a.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
+    a.set_minor_locator(NullLocator())
+    a.set_minor_formatter(NullFormatter())
+
+
+def _spectrum_label(alpha: float) -> str:
+    return "white inputs" if alpha == 0 else f"inputs with power (1+l)^-{alpha:g}"
+
+
+def _slice_note(d: pd.DataFrame) -> str:
+    """What one point summarizes: the inputs x rotations of a cell."""
+    n, k = d["n_inputs"].iloc[0], d["n_rotations"].iloc[0]
+    return f"median over {n} inputs x {k} rotations, bands: 10-90%"
 
 
 def error_vs_bandwidth(df: pd.DataFrame) -> plt.Figure:
     d = _cumulative(_last_grid_layer(df))
     d = d[d["oversampling"] == d["oversampling"].min()]
-    g = sns.relplot(data=d, x="bandwidth", y="rel_error", hue="activation", hue_order=sorted(d["activation"].unique()), kind="line", marker="o",
-                    col=_facet(d, "alpha", "kind", "depth"), errorbar=("pi", 80), height=4, aspect=1.1)
+    col = _facet(d, "alpha", "kind", "depth")
+    g = sns.relplot(data=d, x="bandwidth", y="rel_error", hue="activation", hue_order=sorted(d["activation"].unique()),
+                    kind="line", marker="o", estimator="median", col=col, errorbar=("pi", 80), height=4, aspect=1.1)
     g.set(yscale="log", xscale="log")
-    _bandwidth_ticks(g, d["bandwidth"].unique())
-    g.figure.suptitle(f"last grid layer, oversampling {d['oversampling'].min():g}; bands: 10-90% over"
-                      " inputs x rotations", y=1.03)
+    for ax in g.axes.flat:
+        _plain_log_ticks(ax, d["bandwidth"].unique())
+    if col == "alpha":
+        for ax, a in zip(g.axes.flat, sorted(d["alpha"].unique())):
+            ax.set_title(_spectrum_label(a))
+    g.figure.suptitle(f"last grid layer (cumulative), oversampling s = {d['oversampling'].min():g}; "
+                      + _slice_note(d), y=1.03)
     g.set_axis_labels("bandwidth b", "relative equivariance error")
     return g.figure
 
 
 def error_vs_oversampling(df: pd.DataFrame) -> plt.Figure:
     d = _cumulative(_last_grid_layer(df))
+    layer = d.sort_values("layer_index")["layer"].iloc[-1]
+    row = _facet(d, "alpha", "kind")
     g = sns.relplot(data=d, x="oversampling", y="rel_error", hue="activation",
-                    hue_order=sorted(d["activation"].unique()), col="bandwidth",
-                    row=_facet(d, "alpha", "kind"), kind="line", marker="o", errorbar=("pi", 80),
-                    height=3.2, aspect=1.0)
+                    hue_order=sorted(d["activation"].unique()), col="bandwidth", row=row, kind="line", marker="o",
+                    estimator="median", errorbar=("pi", 80), height=3.2, aspect=1.0)
     g.set(yscale="log")
+    g.set_titles(row_template="{row_var} = {row_name}", col_template="bandwidth b = {col_name}")
+    if row == "alpha":
+        for (a, b), ax in g.axes_dict.items():
+            ax.set_title(f"b = {b}, {_spectrum_label(a)}", fontsize=10)
     g.set_axis_labels("oversampling factor s", "relative equivariance error")
+    g.figure.suptitle(f"error at the last grid layer ({layer}, cumulative mode: it carries every nonlinearity's"
+                      f" aliasing); {_slice_note(d)}", y=1.02)
     return g.figure
 
 
@@ -68,15 +94,19 @@ def error_along_depth(df: pd.DataFrame) -> plt.Figure:
     d = df[(df["error_kind"] == "equivariance") & (df["oversampling"] == df["oversampling"].min())]
     d = d[(d["bandwidth"] == d["bandwidth"].max()) & (d["alpha"] == d["alpha"].min())]
     order = d.sort_values("layer_index")["layer"].unique()
+    modes = sorted(d["mode"].unique())
     g = sns.catplot(data=d, x="layer", y="rel_error", hue="activation", hue_order=sorted(d["activation"].unique()),
-                    col="mode", kind="point",
-                    order=order, errorbar=("pi", 80), height=3.8, aspect=1.2, dodge=0.3)
+                    col="mode", col_order=modes, kind="point", order=order, estimator="median", errorbar=("pi", 80),
+                    height=3.8, aspect=1.3, dodge=0.5, linestyle="none", markersize=5)
     g.set(yscale="log")
-    for ax in g.axes.flat:
+    for ax, mode in zip(g.axes.flat, modes):
         ax.tick_params(axis="x", rotation=30)
         ax.set_ylim(bottom=1e-16)
-    g.figure.suptitle(f"bandwidth {d['bandwidth'].max()}, oversampling {d['oversampling'].min():g},"
-                      f" input spectrum alpha = {d['alpha'].min():g}", y=1.02)
+        ax.set_title("cumulative: the network run on g.x" if mode == "cumulative" else
+                     "isolated: each layer on the exact g of its own input", fontsize=10)
+    g.set_axis_labels("layer", "relative equivariance error")
+    g.figure.suptitle(f"bandwidth {d['bandwidth'].max()}, oversampling s = {d['oversampling'].min():g},"
+                      f" {_spectrum_label(d['alpha'].min())}; {_slice_note(d)}", y=1.03)
     return g.figure
 
 
@@ -85,14 +115,17 @@ def error_vs_aliasing(df: pd.DataFrame) -> plt.Figure:
         else df[df["layer_type"] == "Pointwise"]
     d = d.groupby(["cell_id", "layer", "input", "activation", "oversampling"], as_index=False)[
         ["rel_error", "aliasing_error"]].mean()
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = plt.subplots(figsize=(6, 4.8))
     sns.scatterplot(data=d, x="aliasing_error", y="rel_error", hue="activation", style="oversampling",
-                    hue_order=sorted(d["activation"].unique()), ax=ax)
+                    hue_order=sorted(d["activation"].unique()), ax=ax, s=18)
     lo = max(min(d["aliasing_error"].min(), d["rel_error"].min()), 1e-17)
     hi = max(d["aliasing_error"].max(), d["rel_error"].max())
     ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="y = x")
+    ax.plot([lo, hi], [np.sqrt(2) * lo, np.sqrt(2) * hi], "k--", lw=1,
+            label="y = sqrt(2) x: two independent\naliasing terms (docs/metrics.md)")
     ax.set(xscale="log", yscale="log", xlabel="aliasing error ||layer(y) - P_b sigma(y)|| / ||P_b sigma(y)||",
            ylabel="measured equivariance error (isolated layer)")
+    ax.set_title("each nonlinearity alone; one point per (cell, layer, input),\nmean over rotations", fontsize=10)
     ax.legend(fontsize=7)
     return fig
 
@@ -100,34 +133,73 @@ def error_vs_aliasing(df: pd.DataFrame) -> plt.Figure:
 def error_vs_cost(df: pd.DataFrame) -> plt.Figure:
     d = _cumulative(_last_grid_layer(df))
     d = d[d["alpha"] == d["alpha"].min()]
+    alpha = d["alpha"].min()
     d = d.groupby(["bandwidth", "activation", "oversampling"], as_index=False)[["rel_error", "forward_ms"]].median()
     g = sns.relplot(data=d, x="forward_ms", y="rel_error", hue="oversampling", style="activation",
-                    style_order=sorted(d["activation"].unique()),
-                    col="bandwidth", height=3.5, aspect=1.0, s=60, palette="viridis",
-                    facet_kws={"sharex": False})
+                    style_order=sorted(d["activation"].unique()), col="bandwidth", height=3.5, aspect=1.0, s=60,
+                    palette="viridis", facet_kws={"sharex": False})
     g.set(xscale="log", yscale="log")
-    g.set_axis_labels("forward time per input (ms)", "median relative equivariance error")
+    for ax, b in zip(g.axes.flat, sorted(d["bandwidth"].unique())):
+        lo, hi = d.loc[d["bandwidth"] == b, "forward_ms"].agg(["min", "max"])
+        _plain_log_ticks(ax, [float(f"{t:.2g}") for t in np.geomspace(lo, hi, 3)])
+        ax.set_title(f"bandwidth b = {b}")
+    g.set_axis_labels("forward time per input (ms, 1 thread)", "median relative equivariance error")
+    g.figure.suptitle(f"last grid layer (cumulative), {_spectrum_label(alpha)}: error against the forward"
+                      " pass's time; medians per (bandwidth, activation, s)", y=1.04)
     return g.figure
 
 
 def accuracy_vs_oversampling(df: pd.DataFrame) -> plt.Figure:
-    g = sns.catplot(data=df, x="oversampling", y="accuracy", hue="setting", kind="point",
-                    hue_order=[s for s in ("NR/NR", "NR/R", "R/R") if s in set(df["setting"])],
-                    col=_facet(df, "activation", "dataset"), errorbar=("pi", 100), dodge=0.2,
-                    height=3.8, aspect=1.1)
-    g.set_axis_labels("oversampling factor s of the nonlinearities", "test accuracy")
-    g.figure.suptitle(f"{df['dataset'].iloc[0]}, {df['n_train'].iloc[0]} train / {df['n_test'].iloc[0]} test,"
-                      f" {df['epochs'].iloc[0]} epochs (range over seeds)", y=1.03)
-    return g.figure
+    """Each seed's accuracy as a dot, the mean over seeds as a bar-less line; the axis spans
+    0.8-1 (not zoomed to the spread, which would make differences within seed noise look real)."""
+    settings = [s for s in ("NR/NR", "NR/R", "R/R") if s in set(df["setting"])]
+    col = _facet(df, "activation", "dataset")
+    keys = [None] if col is None else sorted(df[col].unique())
+    svals = sorted(df["oversampling"].unique())
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False, sharey=True)
+    width = 0.8 / len(settings)
+    for ax, key in zip(axes[0], keys):
+        sub = df if key is None else df[df[col] == key]
+        for j, setting in enumerate(settings):
+            color = f"C{j}"
+            for i, sv in enumerate(svals):
+                acc = sub[(sub["setting"] == setting) & (sub["oversampling"] == sv)]["accuracy"]
+                x = i - 0.4 + width * (j + 0.5)
+                ax.scatter(np.full(len(acc), x), acc, s=22, color=color, edgecolor="black", linewidth=0.4, zorder=3)
+                ax.hlines(acc.mean(), x - width / 2.5, x + width / 2.5, color=color, lw=2.5,
+                          label=setting if i == 0 else None)
+        ax.set(xticks=range(len(svals)), xticklabels=[f"{v:g}" for v in svals], ylim=(0.8, 1.0),
+               xlabel="oversampling factor s of the nonlinearities", ylabel="test accuracy",
+               title="" if key is None else f"{col} = {key}")
+    axes[0, -1].legend(title="setting (line: mean)", fontsize=8)
+    fig.suptitle(f"{df['dataset'].iloc[0]}, {df['n_train'].iloc[0]} train / {df['n_test'].iloc[0]} test,"
+                 f" {df['epochs'].iloc[0]} epochs: dots = each of {df['seed'].nunique()} seed(s), line = mean",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
-def training_cost(df: pd.DataFrame) -> plt.Figure:
+def training_cost(df: pd.DataFrame, step_times: pd.DataFrame | None = None) -> plt.Figure:
+    """Left: time per training step, from the quiet benchmark (``step_time.csv``, one process per
+    configuration) when the results directory has it, else the runs' own wall time (noted).
+    Right: the learned descriptor's invariance error."""
     d = df.drop_duplicates(["cell_id", "checkpoint"])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    sns.barplot(data=d, x="oversampling", y="train_time_s", ax=axes[0], errorbar=None, color="C0")
-    axes[0].set(ylabel="training time (s)", xlabel="oversampling factor s")
-    sns.barplot(data=d, x="oversampling", y="descriptor_invariance_error", ax=axes[1], errorbar=None, color="C1")
-    axes[1].set(yscale="log", ylabel="descriptor invariance error", xlabel="oversampling factor s")
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    if step_times is not None:
+        sns.barplot(data=step_times, x="oversampling", y="step_ms", ax=axes[0], errorbar=None, color="C0")
+        axes[0].set(ylabel="time per training step (ms)", xlabel="oversampling factor s",
+                    title=f"quiet benchmark (benchmarks/train_step.py): batch {step_times['batch'].iloc[0]},"
+                          f" {step_times['threads'].iloc[0]} threads, median")
+    else:
+        sns.barplot(data=d, x="oversampling", y="train_time_s", ax=axes[0], errorbar=None, color="C0")
+        axes[0].set(ylabel="training time (s)", xlabel="oversampling factor s",
+                    title="wall time during the runs (other jobs may have shared the cores)")
+    axes[0].title.set_fontsize(9)
+    sns.pointplot(data=d, x="oversampling", y="descriptor_invariance_error", ax=axes[1], estimator="median",
+                  errorbar=("pi", 100), color="C1", linestyle="none")
+    axes[1].set(yscale="log", ylabel="descriptor invariance error", xlabel="oversampling factor s",
+                title="median (bars: range) over seeds and NR/R-trained models")
+    axes[1].title.set_fontsize(9)
     fig.tight_layout()
     return fig
 
@@ -177,8 +249,9 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
     written = []
     sns.set_theme(style="whitegrid", context="notebook")
     figures = ACCURACY_FIGURES if "accuracy" in df.columns else FIGURES
+    steps = root / "step_time.csv"
     for name, fn in figures.items():
-        fig = fn(df)
+        fig = fn(df, pd.read_csv(steps)) if name == "training_cost" and steps.is_file() else fn(df)
         if fig is None:
             continue
         p = out / f"{name}.png"

@@ -23,3 +23,18 @@ def test_code_blocks_run(page, capsys):
             exec(compile(code, f"{page}[block {i}]", "exec"), namespace)  # noqa: S102 - our own docs
     finally:
         torch.set_default_dtype(old)
+
+
+def test_config_reference_names_every_key():
+    """docs/config.md covers every key of the schemas (a key added without documentation fails)."""
+    from harness.models import LAYER_TABLES, MODEL_SPEC
+    from harness.sweeps import BUILTIN_MODEL, FACTORY_MODEL, RUN, _sweep_schema
+    from harness.train import TRAIN_SCHEMA
+
+    text = (ROOT / "docs" / "config.md").read_text()
+    tables = [_sweep_schema(False), _sweep_schema(True), RUN, BUILTIN_MODEL, FACTORY_MODEL, TRAIN_SCHEMA]
+    tables += [spec for t in (_sweep_schema(False), TRAIN_SCHEMA) for spec, _ in t.keys.values() if hasattr(spec, "keys")]
+    tables += [spec for spec, _ in TRAIN_SCHEMA.keys["data"][0].keys.values() if hasattr(spec, "keys")]
+    keys = {k for t in tables for k in t.keys} | set(MODEL_SPEC.keys) | {k for t in LAYER_TABLES.values() for k in t.keys}
+    missing = sorted(k for k in keys if f"`{k}`" not in text and f"`[{k}]`" not in text)
+    assert not missing, f"docs/config.md does not document {missing}"

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Time per training step of the ``esteves_mnist`` preset, per ReLU oversampling factor.
+
+Each configuration runs in a FRESH PROCESS (this script re-run with ``--worker``): the preset at
+``--bandwidth`` on random band-limited inputs with random labels, Adam, ``--warmup`` steps then
+the median wall time of ``--steps`` steps (forward, loss, backward, optimizer step), with
+``--threads`` torch threads. Run it on a quiet machine: the training runs' own ``train_time_s``
+is recorded while other jobs may share the cores.
+
+    python benchmarks/train_step.py --out results/accuracy/step_time.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def worker(s: float, b: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
+    import time
+
+    import torch
+
+    import harness
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    spec = harness.models.PRESETS["esteves_mnist"]
+    spec = {**spec, "bandwidth": b, "layers": [{**L, "oversampling": s} if L["type"] == "pointwise" else L
+                                              for L in spec["layers"]]}
+    model = harness.build_model(spec)
+    x = harness.random_signals(batch, 1, b, seed=1, dtype=torch.float32)
+    y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {"oversampling": s, "bandwidth": b, "batch": batch, "threads": threads, "steps": steps,
+            "step_ms": 1e3 * sorted(times)[len(times) // 2], "best_ms": 1e3 * min(times),
+            "loadavg_1m": os.getloadavg()[0]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--oversampling", type=float, nargs="+", default=[1.0, 1.5, 2.0])
+    p.add_argument("--bandwidth", type=int, default=30)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out")
+    p.add_argument("--worker", type=float)
+    a = p.parse_args()
+    if a.worker is not None:
+        print(json.dumps(worker(a.worker, a.bandwidth, a.batch, a.steps, a.warmup, a.threads)))
+        return 0
+    rows = []
+    for s in a.oversampling:
+        out = subprocess.run([sys.executable, __file__, "--worker", str(s), "--bandwidth", str(a.bandwidth), "--batch",
+                              str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--threads",
+                              str(a.threads)], capture_output=True, text=True)
+        if out.returncode:
+            print(out.stderr[-2000:], file=sys.stderr)
+            return 1
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(f"s = {s:g}: {r['step_ms']:.1f} ms per step (best {r['best_ms']:.1f}, load {r['loadavg_1m']:.2f})")
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(a.out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
