@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import harness  # noqa: E402
-from harness.sweeps import cells, load_config, run_cell  # noqa: E402
+from harness.runs.sweeps import cells, load_config, run_cell  # noqa: E402
 
 
 def _time(fn, device: torch.device, repeats: int) -> float:

@@ -4,13 +4,13 @@
 Rows (``library``, ``what``), all on the CPU, in one process, float64, ``--rotations`` Haar-random
 rotations and ``--signals`` random bandwidth-b signals (coefficients ``[l, m]``, degrees l < b):
 
-* ``harness, construction_per_call``  what :func:`harness.rotations.rotate_coefficients` builds per
+* ``harness, construction_per_call``  what :func:`harness.sphere.wigner.rotate_coefficients` builds per
   call beyond the cached table: ``rotation_plan(b)`` (a cache hit) + ``matrix_to_euler_zyz(R)`` + the three phase vectors ``exp(-i m t)``
   (t = alpha + pi/2, beta, gamma - pi/2).
 * ``harness, table_cold``  the one-time build of that table (``Delta^l = d^l(pi/2)`` for all
   l < b; every lru cache cleared before each call); shared by all rotations, so
   ``per_rotation_ms`` is empty.
-* ``harness, wigner_D_explicit``  ``harness.rotations.wigner_D(b, R)``: the explicit complex
+* ``harness, wigner_D_explicit``  ``harness.sphere.wigner.wigner_D(b, R)``: the explicit complex
   ``[N, b, 2b-1, 2b-1]`` D for every rotation and degree (a recurrence in l, numpy, one thread).
 * ``harness, application``  ``rotate_coefficients(c[:, None], R[None])``: every signal by every
   rotation, the whole call (its per-call construction included; no D is formed).
@@ -52,7 +52,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import harness
-from harness import rotations as hr
+from harness.sphere import so3, wigner
 
 try:
     from e3nn import o3
@@ -92,7 +92,7 @@ def random_coeffs(n: int, b: int, seed: int = 0) -> torch.Tensor:
 
 def cached_table(b: int):
     """The cached table ``rotate_coefficients`` uses at bandwidth b (built on first use)."""
-    return hr.rotation_plan(b)
+    return wigner.rotation_plan(b)
 
 
 def table_name() -> str:
@@ -100,8 +100,8 @@ def table_name() -> str:
 
 
 def cold_table(b: int):
-    hr._rotation_plan64.cache_clear()
-    hr._rotation_plan_cast.cache_clear()
+    wigner._rotation_plan64.cache_clear()
+    wigner._rotation_plan_cast.cache_clear()
     return cached_table(b)
 
 
@@ -116,7 +116,7 @@ def harness_construction(b: int, R: torch.Tensor):
     """What ``rotate_coefficients`` computes per call beyond the cached table."""
     half = math.pi / 2
     table = cached_table(b)
-    alpha, beta, gamma = hr.matrix_to_euler_zyz(R)
+    alpha, beta, gamma = so3.matrix_to_euler_zyz(R)
     return table, [phase_vectors(t, b) for t in (alpha + half, beta, gamma - half)]
 
 
@@ -138,7 +138,7 @@ def orth_err(D: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- one bandwidth
 def bench_bandwidth(b: int, a, versions: str) -> list[dict]:
     N, S = a.rotations, a.signals
-    R = hr.random_rotations(N, seed=b)
+    R = so3.random_rotations(N, seed=b)
     c = random_coeffs(S, b, seed=b)
     rows: list[dict] = []
 
@@ -157,16 +157,16 @@ def bench_bandwidth(b: int, a, versions: str) -> list[dict]:
     row("harness", "table_cold", ms, None,
         f"one-time {table_name()} build (d^l(pi/2), all l<b), shared by all rotations; median of {n}")
     cached_table(b)
-    D = hr.wigner_D(b, R[:2])
+    D = wigner.wigner_D(b, R[:2])
     err = orth_err(D[:, b - 1])  # top degree: the full (2b-1) x (2b-1) block
     del D
-    ms, n = time_calls(lambda: hr.wigner_D(b, R), a.repeats, a.budget)
+    ms, n = time_calls(lambda: wigner.wigner_D(b, R), a.repeats, a.budget)
     row("harness", "wigner_D_explicit", ms, ms / N,
         f"complex [N,b,2b-1,2b-1] ({N * b * (2 * b - 1) ** 2 * 16 / 2**30:.2f} GiB); "
         f"max|DD^H-I| at l=b-1 {err:.1e}; median of {n}")
     harness_D_ms = ms
     harness_call_ms = rows[0]["ms"]
-    ms, n = time_calls(lambda: hr.rotate_coefficients(c[:, None], R[None]), a.repeats, a.budget)
+    ms, n = time_calls(lambda: wigner.rotate_coefficients(c[:, None], R[None]), a.repeats, a.budget)
     row("harness", "application", ms, ms / (N * S),
         f"rotate_coefficients(c[:,None], R[None]): {S} signals x {N} rotations, whole call; "
         f"per_rotation_ms is per (signal, rotation); median of {n}")

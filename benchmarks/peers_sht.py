@@ -57,7 +57,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import harness
-from harness.transforms import legendre_plan
+from harness.sphere.transforms import legendre_plan
 
 import ducc0
 

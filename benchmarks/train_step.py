@@ -30,7 +30,7 @@ def worker(s: float, b: int, batch: int, steps: int, warmup: int, threads: int) 
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    spec = harness.models.PRESETS["esteves_mnist"]
+    spec = harness.nn.models.PRESETS["esteves_mnist"]
     spec = {**spec, "bandwidth": b, "layers": [{**L, "oversampling": s} if L["type"] == "pointwise" else L
                                               for L in spec["layers"]]}
     model = harness.build_model(spec)

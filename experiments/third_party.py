@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 import harness
-from harness.results import provenance
+from harness.runs.results import provenance
 
 OUT = Path("results/third_party")
 LMAX = 10  # e3nn's irreps 0e..10e: bandwidth 11
@@ -145,7 +145,7 @@ def part_torch_harmonics(bandwidths: list[int], degree: int = 12, n_inputs: int 
     R = harness.random_rotations(n_rotations, seed=2)
     for b in bandwidths:
         g = harness.grid("cc", b)
-        c = harness.fields.random_coefficients(n_inputs, 2, degree + 1, seed=1)  # degrees <= 12, as the notebook
+        c = harness.sphere.fields.random_coefficients(n_inputs, 2, degree + 1, seed=1)  # degrees <= 12, as the notebook
         x = harness.isft(harness.resize_coefficients(c, b), "cc").float()
         for name, mod in th_modules(b).items():
             t0 = time.perf_counter()

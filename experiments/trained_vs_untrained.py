@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 import harness
-from harness.data import projected_dataset
-from harness.results import provenance
-from harness.train import _model_spec
+from harness.runs.data import projected_dataset
+from harness.runs.results import provenance
+from harness.runs.train import model_spec
 
 SRC = Path("results/accuracy")
 OUT = Path("results/trained_vs_untrained")
@@ -39,7 +39,7 @@ def measure() -> None:
     R = harness.random_rotations(8, seed=7)
     errors, alias = [], []
     for row in cells.itertuples():
-        spec = _model_spec(cfg, row.activation, row.oversampling)
+        spec = model_spec(cfg, row.activation, row.oversampling)
         for state in ("initialisation", "trained"):
             with torch.random.fork_rng():
                 torch.manual_seed(int(row.seed))

@@ -21,8 +21,8 @@ import time
 import torch
 
 from . import grid, isft, sft
-from .grids import GRID_KINDS
-from .transforms import BACKENDS
+from .sphere.grids import GRID_KINDS
+from .sphere.transforms import BACKENDS
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -65,7 +65,7 @@ def _print_plan(plan, workers: int) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweeps import load_config, plan_sweep, run_sweep
+    from .runs.sweeps import load_config, plan_sweep, run_sweep
 
     cfg = load_config(args.config)  # validated before any compute
     if args.dry_run:
@@ -87,7 +87,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .train import load_train_config, plan_training, run_training
+    from .runs.train import load_train_config, plan_training, run_training
 
     cfg = load_train_config(args.config)  # validated before any compute
     if args.dry_run:
@@ -117,7 +117,7 @@ def _show(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .plots import summary
-    from .results import load_results
+    from .runs.results import load_results
 
     df = load_results(args.results)
     with pd.option_context("display.width", 160, "display.max_rows", 500):
@@ -143,8 +143,8 @@ def _terminate(signum, frame) -> None:  # SIGTERM: unwind (the lock is released,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .memory import TooLarge
-    from .runner import RunnerError
+    from .util.memory import TooLarge
+    from .runs.runner import RunnerError
 
     p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,6 +1,6 @@
 """Seaborn figures, made from stored results only (``python -m harness plot results/X``).
 
-Each figure function takes the DataFrame of :func:`harness.results.load_results` and returns a
+Each figure function takes the DataFrame of :func:`harness.runs.results.load_results` and returns a
 matplotlib Figure; :func:`plot_results` writes them all as PNGs under ``<results>/figures``.
 The "last layer" is the network's last grid layer (its equivariance, before any descriptor).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .results import load_results
+from .runs.results import load_results
 
 
 def _last_grid_layer(df: pd.DataFrame) -> pd.DataFrame:
@@ -44,8 +44,8 @@ def _plain_log_ticks(ax, values, axis: str = "x") -> None:
     a.set_minor_formatter(NullFormatter())
 
 
-def _spectrum_label(alpha: float) -> str:
-    return "white inputs" if alpha == 0 else f"inputs with power (1+l)^-{alpha:g}"
+def _spectrum_label(decay: float) -> str:
+    return "white inputs" if decay == 0 else f"inputs with power (1+l)^-{decay:g}"
 
 
 def _slice_note(d: pd.DataFrame) -> str:
@@ -57,14 +57,14 @@ def _slice_note(d: pd.DataFrame) -> str:
 def error_vs_bandwidth(df: pd.DataFrame) -> plt.Figure:
     d = _cumulative(_last_grid_layer(df))
     d = d[d["oversampling"] == d["oversampling"].min()]
-    col = _facet(d, "alpha", "kind", "depth")
+    col = _facet(d, "decay", "kind", "depth")
     g = sns.relplot(data=d, x="bandwidth", y="rel_error", hue="activation", hue_order=sorted(d["activation"].unique()),
                     kind="line", marker="o", estimator="median", col=col, errorbar=("pi", 80), height=4, aspect=1.1)
     g.set(yscale="log", xscale="log")
     for ax in g.axes.flat:
         _plain_log_ticks(ax, d["bandwidth"].unique())
-    if col == "alpha":
-        for ax, a in zip(g.axes.flat, sorted(d["alpha"].unique())):
+    if col == "decay":
+        for ax, a in zip(g.axes.flat, sorted(d["decay"].unique())):
             ax.set_title(_spectrum_label(a))
     g.figure.suptitle(f"last grid layer (cumulative), oversampling s = {d['oversampling'].min():g}; "
                       + _slice_note(d), y=1.03)
@@ -75,13 +75,13 @@ def error_vs_bandwidth(df: pd.DataFrame) -> plt.Figure:
 def error_vs_oversampling(df: pd.DataFrame) -> plt.Figure:
     d = _cumulative(_last_grid_layer(df))
     layer = d.sort_values("layer_index")["layer"].iloc[-1]
-    row = _facet(d, "alpha", "kind")
+    row = _facet(d, "decay", "kind")
     g = sns.relplot(data=d, x="oversampling", y="rel_error", hue="activation",
                     hue_order=sorted(d["activation"].unique()), col="bandwidth", row=row, kind="line", marker="o",
                     estimator="median", errorbar=("pi", 80), height=3.2, aspect=1.0)
     g.set(yscale="log")
     g.set_titles(row_template="{row_var} = {row_name}", col_template="bandwidth b = {col_name}")
-    if row == "alpha":
+    if row == "decay":
         for (a, b), ax in g.axes_dict.items():
             ax.set_title(f"b = {b}, {_spectrum_label(a)}", fontsize=10)
     g.set_axis_labels("oversampling factor s", "relative equivariance error")
@@ -92,7 +92,7 @@ def error_vs_oversampling(df: pd.DataFrame) -> plt.Figure:
 
 def error_along_depth(df: pd.DataFrame) -> plt.Figure:
     d = df[(df["error_kind"] == "equivariance") & (df["oversampling"] == df["oversampling"].min())]
-    d = d[(d["bandwidth"] == d["bandwidth"].max()) & (d["alpha"] == d["alpha"].min())]
+    d = d[(d["bandwidth"] == d["bandwidth"].max()) & (d["decay"] == d["decay"].min())]
     order = d.sort_values("layer_index")["layer"].unique()
     modes = sorted(d["mode"].unique())
     g = sns.catplot(data=d, x="layer", y="rel_error", hue="activation", hue_order=sorted(d["activation"].unique()),
@@ -106,7 +106,7 @@ def error_along_depth(df: pd.DataFrame) -> plt.Figure:
                      "isolated: each layer on the exact g of its own input", fontsize=10)
     g.set_axis_labels("layer", "relative equivariance error")
     g.figure.suptitle(f"bandwidth {d['bandwidth'].max()}, oversampling s = {d['oversampling'].min():g},"
-                      f" {_spectrum_label(d['alpha'].min())}; {_slice_note(d)}", y=1.03)
+                      f" {_spectrum_label(d['decay'].min())}; {_slice_note(d)}", y=1.03)
     return g.figure
 
 
@@ -132,8 +132,8 @@ def error_vs_aliasing(df: pd.DataFrame) -> plt.Figure:
 
 def error_vs_cost(df: pd.DataFrame) -> plt.Figure:
     d = _cumulative(_last_grid_layer(df))
-    d = d[d["alpha"] == d["alpha"].min()]
-    alpha = d["alpha"].min()
+    d = d[d["decay"] == d["decay"].min()]
+    decay = d["decay"].min()
     d = d.groupby(["bandwidth", "activation", "oversampling"], as_index=False)[["rel_error", "forward_ms"]].median()
     g = sns.relplot(data=d, x="forward_ms", y="rel_error", hue="oversampling", style="activation",
                     style_order=sorted(d["activation"].unique()), col="bandwidth", height=3.5, aspect=1.0, s=60,
@@ -144,7 +144,7 @@ def error_vs_cost(df: pd.DataFrame) -> plt.Figure:
         _plain_log_ticks(ax, [float(f"{t:.2g}") for t in np.geomspace(lo, hi, 3)])
         ax.set_title(f"bandwidth b = {b}")
     g.set_axis_labels("forward time per input (ms, 1 thread)", "median relative equivariance error")
-    g.figure.suptitle(f"last grid layer (cumulative), {_spectrum_label(alpha)}: error against the forward"
+    g.figure.suptitle(f"last grid layer (cumulative), {_spectrum_label(decay)}: error against the forward"
                       " pass's time; medians per (bandwidth, activation, s)", y=1.04)
     return g.figure
 
@@ -265,6 +265,6 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Median relative error at the last grid layer (cumulative): rows (any other varying axis,)
     activation, oversampling; columns bandwidth."""
     d = _cumulative(_last_grid_layer(df))
-    extra = [c for c in ("kind", "alpha", "depth", "channels", "dtype") if c in d and d[c].nunique() > 1]
+    extra = [c for c in ("kind", "decay", "depth", "channels", "dtype") if c in d and d[c].nunique() > 1]
     return d.pivot_table(index=[*extra, "activation", "oversampling"], columns="bandwidth", values="rel_error",
                          aggfunc="median")

@@ -22,7 +22,7 @@ import math
 import pytest
 import torch
 
-from harness import rotations as hr
+from harness.sphere import so3, wigner
 import harness
 
 BANDWIDTHS = [32, 64, 128]
@@ -36,7 +36,7 @@ size = pytest.mark.parametrize("b", BANDWIDTHS, ids=[f"b{b}" for b in BANDWIDTHS
 
 
 def _rotations(b: int) -> torch.Tensor:
-    return hr.random_rotations(ROTATIONS, seed=b)
+    return so3.random_rotations(ROTATIONS, seed=b)
 
 
 def _coeffs(b: int) -> torch.Tensor:
@@ -49,7 +49,7 @@ def _coeffs(b: int) -> torch.Tensor:
 
 def _cached_table(b: int):
     """The per-bandwidth table ``rotate_coefficients`` caches."""
-    return hr.rotation_plan(b)
+    return wigner.rotation_plan(b)
 
 
 def _orders(b: int) -> torch.Tensor:
@@ -62,7 +62,7 @@ def _per_call_construction(b: int, R: torch.Tensor):
     ZYZ angles and the three phase vectors ``exp(-i m t)``."""
     half = math.pi / 2
     table = _cached_table(b)
-    alpha, beta, gamma = hr.matrix_to_euler_zyz(R)
+    alpha, beta, gamma = so3.matrix_to_euler_zyz(R)
     m = _orders(b)
     phases = []
     for t in (alpha + half, beta, gamma - half):
@@ -78,9 +78,9 @@ def test_bench_harness_wigner_D(benchmark, b):
     benchmark.group = f"rotation construction b={b}"
     benchmark.extra_info.update(library="harness", what="wigner_D explicit", rotations=ROTATIONS)
     if b >= 128:  # ~4 GiB and tens of seconds per call
-        D = benchmark.pedantic(hr.wigner_D, args=(b, R), rounds=1, iterations=1, warmup_rounds=0)
+        D = benchmark.pedantic(wigner.wigner_D, args=(b, R), rounds=1, iterations=1, warmup_rounds=0)
     else:
-        D = benchmark(hr.wigner_D, b, R)
+        D = benchmark(wigner.wigner_D, b, R)
     assert D.shape == (ROTATIONS, b, 2 * b - 1, 2 * b - 1)
     assert D.dtype == torch.complex128
     del D
@@ -102,14 +102,14 @@ def test_bench_harness_per_call_construction(benchmark, b):
 @size
 def test_bench_harness_application(benchmark, b):
     R, c = _rotations(b), _coeffs(b)
-    out = hr.rotate_coefficients(c[:, None], R[None])  # builds the table, first call
+    out = wigner.rotate_coefficients(c[:, None], R[None])  # builds the table, first call
     # a rotation preserves every degree's norm
     err = (harness.degree_norms(out) - harness.degree_norms(c)[:, None]).abs().max()
     assert float(err / harness.degree_norms(c).max()) < 1e-10
     benchmark.group = f"rotation application b={b}"
     benchmark.extra_info.update(library="harness", what="rotate_coefficients", signals=SIGNALS,
                                 rotations=ROTATIONS)
-    out = benchmark(hr.rotate_coefficients, c[:, None], R[None])
+    out = benchmark(wigner.rotate_coefficients, c[:, None], R[None])
     assert out.shape == (SIGNALS, ROTATIONS, b, b)
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import harness
-from harness.transforms import legendre_plan
+from harness.sphere.transforms import legendre_plan
 
 BANDWIDTHS = [32, 64, 128, 256]
 BATCH = 16

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import harness
-from harness import data
-from harness.data import (
+from harness.runs import data
+from harness.runs.data import (
     FASHION_MNIST_DIR,
     load_dataset,
     load_idx,

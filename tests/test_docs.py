@@ -27,9 +27,9 @@ def test_code_blocks_run(page, capsys):
 
 def test_config_reference_names_every_key():
     """docs/config.md covers every key of the schemas (a key added without documentation fails)."""
-    from harness.models import LAYER_TABLES, MODEL_SPEC
-    from harness.sweeps import BUILTIN_MODEL, FACTORY_MODEL, RUN, _sweep_schema
-    from harness.train import TRAIN_SCHEMA
+    from harness.nn.models import LAYER_TABLES, MODEL_SPEC
+    from harness.runs.sweeps import BUILTIN_MODEL, FACTORY_MODEL, RUN, _sweep_schema
+    from harness.runs.train import TRAIN_SCHEMA
 
     text = (ROOT / "docs" / "config.md").read_text()
     tables = [_sweep_schema(False), _sweep_schema(True), RUN, BUILTIN_MODEL, FACTORY_MODEL, TRAIN_SCHEMA]

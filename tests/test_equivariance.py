@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 import harness
-from harness.aliasing import aliasing, model_aliasing
-from harness.equivariance import equivariance_error, random_signals
-from harness.fields import Invariant, S2Coeffs, S2Grid
-from harness.layers import Pointwise, SphericalConv
-from harness.rotations import random_rotations
+from harness.measure.aliasing import aliasing, model_aliasing
+from harness.measure.equivariance import equivariance_error, random_signals
+from harness.sphere.fields import Invariant, S2Coeffs, S2Grid
+from harness.nn.layers import Pointwise, SphericalConv
+from harness.sphere.so3 import random_rotations
 
 from .oracles import evaluate, quadrature, random_coefficients
 
@@ -313,7 +313,7 @@ def test_aliasing_of_any_pointwise_module_or_callable():
 
 
 def test_random_signals_spectrum_and_scale():
-    x = random_signals(200, 1, 16, alpha=2.0, seed=13)
+    x = random_signals(200, 1, 16, decay=2.0, seed=13)
     g = harness.grid("dh", 16)
     ms = (torch.from_numpy(g.area_weights) * x**2).sum((-1, -2)).mean() / (4 * np.pi)
     assert abs(float(ms) - 1) < 1e-12  # unit mean square
@@ -321,7 +321,7 @@ def test_random_signals_spectrum_and_scale():
     l = torch.arange(16, dtype=torch.float64)
     expected = (2 * l + 1) * (1 + l) ** -2.0
     ratio = power / expected
-    assert float(ratio.std() / ratio.mean()) < 0.1  # flat: power follows (2l+1)(1+l)^-alpha
+    assert float(ratio.std() / ratio.mean()) < 0.1  # flat: power follows (2l+1)(1+l)^-decay
 
 
 # --------------------------------------------------------------------------- assert_equivariant

@@ -7,8 +7,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 import harness
-from harness.fields import FRAMES, Invariant, Irreps, S2Coeffs, S2Grid, field_from_table
-from harness.grids import GRID_KINDS
+from harness.sphere.fields import FRAMES, Invariant, Irreps, S2Coeffs, S2Grid, field_from_table
+from harness.sphere.grids import GRID_KINDS
 
 from .oracles import evaluate, random_coefficients
 

@@ -3,7 +3,7 @@ import pytest
 from scipy.special import eval_legendre
 
 import harness
-from harness.grids import GRID_KINDS, bandwidth_from_shape, grid_shape
+from harness.sphere.grids import GRID_KINDS, bandwidth_from_shape, grid_shape
 
 
 @pytest.mark.parametrize("kind", GRID_KINDS)
@@ -27,7 +27,7 @@ def test_grid_nodes_and_shapes_match_the_formulas():
     x, w = np.polynomial.legendre.leggauss(b)
     np.testing.assert_allclose(np.cos(gl.theta), x[::-1], atol=1e-14)
     np.testing.assert_allclose(gl.weights, w[::-1], rtol=1e-12)
-    assert dh.shape == soft.shape == (2 * b, 2 * b)  # (2b)^2 points, not the seed's (2b+1)^2
+    assert dh.shape == soft.shape == (2 * b, 2 * b)  # (2b)^2 points, not the blog post's (2b+1)^2
     assert gl.shape == (b, 2 * b - 1)
     cc = harness.grid("cc", b)  # torch-harmonics' "equiangular": both poles
     np.testing.assert_allclose(cc.theta, np.pi * j / (2 * b - 1))

@@ -6,14 +6,16 @@ import torch
 from scipy.special import eval_legendre, roots_legendre
 
 import harness
-from harness.layers import (
+from harness.nn.layers import (
     InvariantDescriptor,
     Pointwise,
     SpectralPool,
     SphericalConv,
     interpolation_matrix,
 )
-from harness.rotations import euler_zyz_to_matrix, random_rotations, rotate, rotate_coefficients
+from harness.sphere.resample import rotate
+from harness.sphere.so3 import euler_zyz_to_matrix, random_rotations
+from harness.sphere.wigner import rotate_coefficients
 
 from .oracles import evaluate, quadrature, random_coefficients
 
@@ -58,8 +60,8 @@ def test_convolution_matches_brute_force_so3_integral():
 
 
 def test_seed_constant_is_off_by_one_in_the_degree():
-    # the constants differ exactly by sqrt((2l+2)/(2l+1)): the seed's (2l+2) must be (2l+1)
-    from harness.layers import conv_constants
+    # the constants differ exactly by sqrt((2l+2)/(2l+1)): the blog post's (2l+2) must be (2l+1)
+    from harness.nn.layers import conv_constants
 
     l = torch.arange(6, dtype=torch.float64)
     seed = torch.sqrt(16 * math.pi**3 / (2 * l + 2))
@@ -92,7 +94,7 @@ def test_exact_layers_are_equivariant(kind, dtype, tol):
     for layer in (conv, SpectralPool(5, kind), InvariantDescriptor(kind)):  # through the harness's own API
         harness.assert_equivariant(layer, x, R, rtol=tol)
     with pytest.raises(AssertionError, match="not equivariant"):
-        harness.assert_equivariant(Pointwise("relu", input_kind=kind), x, R, rtol=tol)
+        harness.assert_equivariant(Pointwise("relu", kind=kind), x, R, rtol=tol)
 
 
 def _pointwise_error(layer: Pointwise, x: torch.Tensor, R: torch.Tensor) -> float:
@@ -120,7 +122,7 @@ def test_pointwise_oversampled_on_another_grid_kind():
     # compare with the projection of x^2 onto l < 8 done by scipy quadrature on a fine grid
     b = 8
     c = random_coefficients((), b, seed=2)
-    y = Pointwise("square", oversampling=2.0, kind="gl")(harness.isft(c)[None, None])[0, 0]
+    y = Pointwise("square", oversampling=2.0, fine_kind="gl")(harness.isft(c)[None, None])[0, 0]
     fine = harness.grid("gl", 2 * b)
     T, P = np.meshgrid(fine.theta, fine.phi, indexing="ij")
     sq = evaluate(c.numpy(), T, P) ** 2
@@ -138,7 +140,7 @@ def test_pointwise_oversampled_on_another_grid_kind():
         lambda: SphericalConv(2, 2, 3, filter_params=2).double(),
         lambda: SphericalConv(2, 1, 3, kind="soft").double(),
         lambda: Pointwise("softplus"),
-        lambda: Pointwise("tanh", oversampling=1.5, kind="gl"),
+        lambda: Pointwise("tanh", oversampling=1.5, fine_kind="gl"),
         lambda: SpectralPool(2),
         lambda: InvariantDescriptor(),
     ],
@@ -146,7 +148,7 @@ def test_pointwise_oversampled_on_another_grid_kind():
 )
 def test_gradcheck(layer):
     m = layer()
-    kind = getattr(m, "kind", "dh") if not isinstance(m, Pointwise) else m.input_kind
+    kind = getattr(m, "kind", "dh")
     x = torch.randn(2, 2, *harness.grid(kind, 3).shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(m, (x,))
     for p in m.parameters():
@@ -169,12 +171,15 @@ def test_preset_trains_on_a_toy_batch():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_model_returns_every_layer_output():
-    model = harness.build_model("esteves_mnist", bandwidth=16).double()
-    out, layers = model(torch.randn(2, 1, 32, 32, dtype=torch.float64), return_all=True)
-    assert [n for n, _ in layers] == ["conv1", "pointwise1", "pool1", "conv2", "pointwise2", "pool2",
-                                       "conv3", "pointwise3", "descriptor1", "batchnorm1", "linear1"]
-    assert layers[2][1].shape == (2, 16, 16, 16) and layers[8][1].shape == (2, 64, 4) and out.shape == (2, 10)
+def test_model_traces_every_layer():
+    model = harness.build_model("esteves_mnist", bandwidth=16).double().eval()
+    x = torch.randn(2, 1, 32, 32, dtype=torch.float64)
+    steps = list(model.trace(x))
+    assert [n for n, _, _ in steps] == ["conv1", "pointwise1", "pool1", "conv2", "pointwise2", "pool2",
+                                        "conv3", "pointwise3", "descriptor1", "batchnorm1", "linear1"]
+    assert steps[2][2].shape == (2, 16, 16, 16) and steps[8][2].shape == (2, 64 * 4)  # the descriptor flattens
+    assert all(torch.equal(a[2], b[1]) for a, b in zip(steps, steps[1:]))  # each layer is fed the one before
+    assert torch.equal(steps[-1][2], model(x)) and steps[0][1] is x
 
 
 # --------------------------------------------------------------------------- bad input
@@ -189,8 +194,12 @@ class TestBadInput:
             conv(torch.zeros(3, 16, 16))
 
     def test_pointwise_arguments(self):
-        with pytest.raises(ValueError, match=r"oversampling must be a number >= 1, got 0.5"):
+        with pytest.raises(ValueError, match=r"oversampling must be a finite number >= 1, got 0.5"):
             Pointwise("relu", oversampling=0.5)
+        with pytest.raises(ValueError, match=r"oversampling must be a finite number >= 1, got inf"):
+            Pointwise("relu", oversampling=float("inf"))
+        with pytest.raises(ValueError, match=r"fine_kind: unknown grid 'fine'"):
+            Pointwise("relu", oversampling=2, fine_kind="fine")
         with pytest.raises(ValueError, match=r"unknown activation 'relu6'; known: \['abs', 'elu', 'gelu'"):
             Pointwise("relu6")
 
@@ -212,8 +221,14 @@ class TestBadInput:
         with pytest.raises(ValueError, match=r"bandwidth: required \(an integer >= 1\), missing"):
             harness.build_model({"in_channels": 1, "layers": [{"type": "descriptor"}]})
 
+    def test_renamed_keys_are_read_with_a_warning(self):
+        spec = {"in_channels": 1, "bandwidth": 8, "layers": [{"type": "pointwise", "oversampling": 2, "kind": "gl"}]}
+        with pytest.warns(FutureWarning, match=r"layers\[0\]\.kind is renamed layers\[0\]\.fine_kind"):
+            model = harness.build_model(spec)
+        assert model.layers[0].fine_kind == "gl" and model.layers[0].kind == "dh"
+
     def test_every_problem_of_a_spec_is_reported_at_once(self):
-        from harness.schema import ConfigError
+        from harness.util.schema import ConfigError
 
         spec = {"in_channels": 1, "bandwidth": 8, "backend": "fftw", "layers": [
             {"type": "conv", "out_channels": 2, "bias": "no"}, {"type": "pointwise", "oversampling": float("inf")},

@@ -4,7 +4,7 @@ import pytest
 from scipy.special import sph_harm_y
 
 import harness
-from harness.legendre import legendre_diagonals, legendre_table
+from harness.sphere.legendre import legendre_diagonals, legendre_table
 
 
 def test_table_matches_scipy_sph_harm_y():

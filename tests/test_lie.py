@@ -7,8 +7,8 @@ from scipy.spatial.transform import Rotation
 from torch import nn
 
 import harness
-from harness.equivariance import equivariance_error, random_signals
-from harness.layers import SphericalConv
+from harness.measure.equivariance import equivariance_error, random_signals
+from harness.nn.layers import SphericalConv
 
 from .test_equivariance import EXACT, relu_model
 

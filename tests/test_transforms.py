@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import harness
-from harness.grids import GRID_KINDS
-from harness.transforms import BACKENDS, legendre_plan
+from harness.sphere.grids import GRID_KINDS
+from harness.sphere.transforms import BACKENDS, legendre_plan
 
 from .oracles import evaluate, quadrature, random_coefficients
 
@@ -194,7 +194,7 @@ class TestBadInput:
     def test_a_bandwidth_too_large_for_the_machine_is_refused_at_once(self):
         import time
 
-        from harness.memory import TooLarge
+        from harness.util.memory import TooLarge
 
         t0 = time.perf_counter()
         with pytest.raises(TooLarge, match=r"the Legendre table for the 'dh' grid at bandwidth 4096 needs about [0-9.,]+ GiB,"

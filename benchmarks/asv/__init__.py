@@ -32,14 +32,20 @@ def grid(default, full):
     return list(full if FULL else default)
 
 
-def require(module: str = "harness", *names: str):
-    """Import ``module`` (one thread for torch); NotImplementedError (asv: skip) if it or any of
-    ``names`` is missing at this commit."""
+def require(module: str | tuple[str, ...] = "harness", *names: str):
+    """Import ``module`` (one thread for torch) — or the first importable of several paths, as
+    modules moved over the history (``harness.sweeps`` became ``harness.runs.sweeps``);
+    NotImplementedError (asv: skip) if none is, or any of ``names`` is missing at this commit."""
     torch.set_num_threads(1)
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise NotImplementedError(f"{module} is not importable at this commit: {e}") from None
+    candidates = (module,) if isinstance(module, str) else module
+    for i, path in enumerate(candidates):
+        try:
+            mod = importlib.import_module(path)
+            module = path
+            break
+        except ImportError as e:
+            if i == len(candidates) - 1:
+                raise NotImplementedError(f"{candidates} are not importable at this commit: {e}") from None
     missing = [n for n in names if not hasattr(mod, n)]
     if missing:
         raise NotImplementedError(f"{module} has no {', '.join(missing)} at this commit")

@@ -2,7 +2,7 @@
 
 Bandwidth 16, DH grid, one thread, seed 0 (model init, batch order): the first 2000 training
 images (full grid: all 4000), 2 epochs (full: 3), batch 32, Adam lr 5e-3 with the cosine schedule
-of ``harness.train.fit``; evaluated on the first 500 test images (full: all 1000), unrotated
+of ``harness.runs.train.fit``; evaluated on the first 500 test images (full: all 1000), unrotated
 (NR/NR) and each rotated by its own Haar rotation (NR/R, ``rotation="per-sample"``, seed 0).
 Projections are cached in a temporary directory, removed afterwards. About 10 s on one core.
 """
@@ -25,8 +25,8 @@ class Accuracy:
     def setup_cache(self):
         try:
             harness = require("harness", "build_model")
-            data = require("harness.data", "projected_dataset")
-            train = require("harness.train", "fit", "evaluate_accuracy")
+            data = require(("harness.runs.data", "harness.data"), "projected_dataset")
+            train = require(("harness.runs.train", "harness.train"), "fit", "evaluate_accuracy")
         except NotImplementedError as e:
             return {"missing": str(e)}  # not None: asv passes no cache argument for a None cache
         import torch

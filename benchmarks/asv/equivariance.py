@@ -7,7 +7,7 @@ bandwidth (8; full grid: 8, 16). Inputs: ``random_signals(4, 1, b, seed=1)`` (wh
 ``equivariance_error(model, x, R, mode="isolated")`` over the layers of one type and all
 inputs x rotations (SphericalConv, SpectralPool, InvariantDescriptor: rounding; Pointwise: the
 aliasing of the nonlinearity). ``track_out_of_band`` / ``track_aliasing_error``: the median over
-8 inputs x 4 channels' rows of ``harness.equivariance.aliasing(Pointwise(act, s), y)``.
+8 inputs x 4 channels' rows of ``harness.measure.equivariance.aliasing(Pointwise(act, s), y)``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _measure():
     try:
         harness = require("harness", "build_model", "equivariance_error", "random_signals",
                           "random_rotations", "Pointwise")
-        eq = require("harness.equivariance", "aliasing")
+        eq = require("harness", "aliasing")
     except NotImplementedError as e:
         return {"missing": str(e)}  # not None: asv passes no cache argument for a None cache
     import numpy as np
@@ -109,14 +109,14 @@ class Aliasing:
 
 
 class SweepCell:
-    """``harness.sweeps.run_cell`` on the smoke config's cell b = 8, relu, oversampling 2."""
+    """``harness.runs.sweeps.run_cell`` on the smoke config's cell b = 8, relu, oversampling 2."""
 
     timeout = 300
 
     def setup(self):
-        sweeps = require("harness.sweeps", "run_cell", "cells", "load_config")
+        sweeps = require(("harness.runs.sweeps", "harness.sweeps"), "run_cell", "cells", "load_config")
         self.sweeps = sweeps
-        cells = sweeps.cells(sweeps.load_config(SMOKE))
+        cells = [getattr(c, "params", c) for c in sweeps.cells(sweeps.load_config(SMOKE))]  # dicts, or Cells
         self.cell = next(c for c in cells if c["bandwidth"] == 8 and c["activation"] == "relu"
                          and c["oversampling"] == 2.0)
         sweeps.run_cell(self.cell)

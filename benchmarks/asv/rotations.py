@@ -1,4 +1,4 @@
-"""harness.rotations: explicit Wigner-D construction and exact rotation of coefficients.
+"""Rotations: explicit Wigner-D construction and exact rotation of coefficients.
 
 8 Haar rotations (seed 1); ``rotate_coefficients`` rotates 16 band-limited signals (float64,
 complex128 coefficients) by each of the 8 rotations: ``coeffs[:, None]`` with ``R[None]``.
@@ -18,7 +18,7 @@ class Rotations:
     timeout = 300
 
     def setup(self, b):
-        rot = require("harness.rotations", "wigner_D", "rotate_coefficients", "random_rotations")
+        rot = require("harness", "wigner_D", "rotate_coefficients", "random_rotations")
         import torch
 
         self.rot = rot

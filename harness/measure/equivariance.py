@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .fields import Field, Invariant, S2Coeffs, S2Grid, random_coefficients
-from .grids import check_bandwidth, check_kind
-from .rotations import check_rotation, random_rotations
-from .schema import check_float_dtype
-from .transforms import degree_norms, isft
+from ..sphere.fields import Field, Invariant, S2Coeffs, S2Grid, random_coefficients
+from ..sphere.grids import check_bandwidth, check_kind
+from ..sphere.so3 import check_rotation, random_rotations
+from ..sphere.transforms import degree_norms, isft
+from ..util.schema import check_float_dtype
 from .watch import FieldDecl, check_finite, frozen, prepare_input, probes, release_memory, run, watch_list
 
 MODES = ("cumulative", "isolated")
@@ -33,14 +33,14 @@ COLUMNS = ["layer", "layer_index", "layer_type", "field", "input", "rotation", "
 SPECTRUM_COLUMNS = ["layer", "layer_index", "input", "rotation", "degree", "error"]
 
 
-def random_signals(n: int, channels: int, bandwidth: int, alpha: float = 0.0, kind: str = "dh",
+def random_signals(n: int, channels: int, bandwidth: int, decay: float = 0.0, kind: str = "dh",
                    seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """``[n, channels, nlat, nlon]`` random real signals of bandwidth b on grid ``kind``:
-    independent Gaussian coefficients with ``E|f^m_l|^2 = (1 + l)^-alpha`` (alpha = 0: white),
+    independent Gaussian coefficients with ``E|f^m_l|^2 = (1 + l)^-decay`` (decay = 0: white),
     scaled to unit mean square on the sphere. Own generator: the global RNG is untouched."""
     check_kind(kind)
     check_float_dtype(dtype)
-    return isft(random_coefficients(n, channels, check_bandwidth(bandwidth), alpha, seed), kind).to(dtype)
+    return isft(random_coefficients(n, channels, check_bandwidth(bandwidth), decay, seed), kind).to(dtype)
 
 
 def check_rotations(rotations: object, name: str = "rotations") -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Spherical Fourier transform (SFT) and its inverse on the grids of :mod:`harness.grids`.
+"""Spherical Fourier transform (SFT) and its inverse on the grids of :mod:`harness.sphere.grids`.
 
 Coefficients (``docs/conventions.md``): a real signal of bandwidth b has complex coefficients
 ``f^m_l = int f conj(Y^m_l)`` with orthonormal, Condon-Shortley ``Y^m_l`` (``sph_harm_y``). Only
@@ -6,7 +6,7 @@ Coefficients (``docs/conventions.md``): a real signal of bandwidth b has complex
 indexed ``[..., l, m]``; entries with ``m > l`` are zero and are ignored on input, and
 ``Im f^0_l`` is ignored on input (it is zero for every real signal).
 
-Forward (exact for bandwidth-b signals, the seed's eq. "sampling", corrected)::
+Forward (exact for bandwidth-b signals, the blog post's eq. "sampling", corrected)::
 
     f^m_l = (2 pi / nlon) sum_j w_j Pbar(l, m, theta_j) sum_k f(theta_j, phi_k) exp(-i m phi_k)
 
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..util.memory import check_fits
 from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid, mirror_pairs
 from .legendre import legendre_diagonals, legendre_table
-from .memory import check_fits
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
 _DUCC_GEOMETRY = {"dh": "DH", "soft": "F1", "gl": "GL", "cc": "CC"}

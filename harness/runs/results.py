@@ -1,6 +1,6 @@
 """Stored results: one Parquet file per finished sweep cell, provenance on every row.
 
-Layout of a results directory (written by :mod:`harness.runner`)::
+Layout of a results directory (written by :mod:`harness.runs.runner`)::
 
     results/<experiment>/config.json        the normalized config the cells belong to
     results/<experiment>/cells/<id>.parquet one file per finished cell, written atomically
@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from .._version import __version__
+
 
 @functools.lru_cache(maxsize=1)
 def _git() -> tuple[str, bool]:
@@ -39,8 +41,6 @@ def _git() -> tuple[str, bool]:
 
 def provenance(device: str = "cpu") -> dict[str, object]:
     """Columns stamped on every stored row (the per-cell ones, dtype/seed, come with the cell)."""
-    from . import __version__
-
     commit, dirty = _git()
     return {
         "git_commit": commit,

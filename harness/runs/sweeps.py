@@ -11,7 +11,7 @@ A config (every key: ``docs/config.md``; see ``experiments/default.toml``)::
     depth = [2]
     channels = [8]
     dtype = ["float64"]
-    alpha = [0.0]     # input power spectrum per coefficient (1 + l)^-alpha; 0 = white
+    decay = [0.0]     # input power spectrum per coefficient (1 + l)^-decay; 0 = white
     seed = [0]
     [run]
     n_inputs = 4
@@ -35,11 +35,11 @@ A user's model instead of the built-in stack::
 
 The factory is called (under the cell's seed) with every axis of ``[axes]`` that it names as a
 keyword argument and returns an ``nn.Module``; an axis it does not take must be one the harness
-reads for the inputs (bandwidth, kind, dtype, alpha, seed). ``run_sweep(config,
+reads for the inputs (bandwidth, kind, dtype, decay, seed). ``run_sweep(config,
 model_factory=fn)`` passes a callable instead.
 
 Everything is validated before any compute, every problem reported at once. ``run_sweep`` runs
-the cells through :mod:`harness.runner` (one config per results directory, verified resume, a
+the cells through :mod:`harness.runs.runner` (one config per results directory, verified resume, a
 lock, atomic writes, workers that die with their parent).
 """
 
@@ -62,20 +62,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .aliasing import model_aliasing
-from .equivariance import CHUNK_BYTES, COLUMNS, MODES, equivariance_error
-from .fields import FIELD_TYPES, field_from_table
-from .grids import GRID_KINDS
-from .layers import ACTIVATIONS
-from .lie import lie_derivative
-from .memory import available_bytes, gib
-from .models import build_model
+from ..measure.aliasing import model_aliasing
+from ..measure.equivariance import CHUNK_BYTES, COLUMNS, MODES, equivariance_error
+from ..measure.lie import lie_derivative
+from ..nn.layers import ACTIVATIONS
+from ..nn.models import build_model
+from ..sphere.fields import FIELD_TYPES, field_from_table
+from ..sphere.grids import GRID_KINDS
+from ..sphere.so3 import random_rotations
+from ..sphere.transforms import plan_bytes
+from ..util.memory import available_bytes, gib
+from ..util.schema import (REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str,
+                           Table, describe, validate)
 from .results import load_results, provenance, read_config
-from .rotations import random_rotations
 from .runner import Cell, ResultsDir, check_grid, config_hash, run_cells
-from .schema import (REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table,
-                     describe, validate)
-from .transforms import plan_bytes
 
 # --------------------------------------------------------------------------- the schema
 AXES: dict[str, tuple[Any, list]] = {  # name: (item spec, default)
@@ -86,10 +86,10 @@ AXES: dict[str, tuple[Any, list]] = {  # name: (item spec, default)
     "depth": (Int(1), [2]),
     "channels": (Int(1), [4]),
     "dtype": (Choice(("float32", "float64")), ["float64"]),
-    "alpha": (Number(0.0), [0.0]),
+    "decay": (Number(0.0), [0.0]),
     "seed": (Int(0), [0]),
 }
-INPUT_AXES = ("bandwidth", "kind", "dtype", "alpha", "seed")  # read by the harness for the inputs
+INPUT_AXES = ("bandwidth", "kind", "dtype", "decay", "seed")  # read by the harness for the inputs
 MODEL_AXES = ("activation", "oversampling", "depth", "channels")  # the built-in stack's
 
 
@@ -152,7 +152,8 @@ def _sweep_schema(factory: bool) -> Table:
     return Table({
         "name": (Name(), REQUIRED),
         "description": (Str(), ""),
-        "axes": (Table(axes, extra=ListOf(Custom(_scalar, "a scalar")) if factory else None), dict),
+        "axes": (Table(axes, extra=ListOf(Custom(_scalar, "a scalar")) if factory else None,
+                       renamed={"alpha": "decay"}), dict),
         "run": (RUN, dict),
         "model": (FACTORY_MODEL if factory else BUILTIN_MODEL, dict),
     })
@@ -219,14 +220,14 @@ def _check_factory(cfg: dict[str, Any], written: list[str], problems: list[str],
 def load_config(config: str | os.PathLike | dict[str, Any], model_factory: Any = None) -> dict[str, Any]:
     """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict.
     ``model_factory``: a callable that replaces ``[model] factory``. Raises
-    :class:`~harness.schema.ConfigError` listing every problem."""
+    :class:`~harness.util.schema.ConfigError` listing every problem."""
     base = None if isinstance(config, dict) else Path(config).resolve().parent
     raw = dict(read_config(config))
     model = raw.get("model", {})
     factory = model_factory is not None or (isinstance(model, dict) and "factory" in model)
     if model_factory is not None:
         raw["model"] = {**(model if isinstance(model, dict) else {}), "factory": model_factory}
-    written = list(raw.get("axes", {})) if isinstance(raw.get("axes"), dict) else []
+    written = [{"alpha": "decay"}.get(k, k) for k in raw.get("axes", {})] if isinstance(raw.get("axes"), dict) else []
 
     def cross(cfg: dict[str, Any], problems: list[str]) -> None:
         if factory:
@@ -355,7 +356,7 @@ def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
         device = torch.device(run.get("device", "cpu"))
         model, field, out_field, layers = _build(cell, factory, dtype)
         model = model.to(device)
-        x = field.random(run["n_inputs"], channels=cell["model"]["in_channels"], alpha=cell["alpha"],
+        x = field.random(run["n_inputs"], channels=cell["model"]["in_channels"], decay=cell["decay"],
                          seed=seed + 1, dtype=dtype).to(device)
         R = random_rotations(run["n_rotations"], seed=seed + 2, dtype=dtype).to(device)
         frames = [equivariance_error(model, x, R, input=field, output=out_field, layers=layers, mode=mode)

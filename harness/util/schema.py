@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,12 +182,21 @@ class Table(Spec):
 
     keys: Mapping[str, tuple[Spec, Any]] = field(default_factory=dict)
     extra: Spec | None = None
+    renamed: Mapping[str, str] = field(default_factory=dict)  # old key -> new key, read for one release
     doc = "a table"
 
     def check(self, v, where, problems):
         if not isinstance(v, Mapping):
             return self.fail(v, where, problems)
         prefix = f"{where}." if where else ""
+        for old, new in self.renamed.items():
+            if old in v:
+                if new in v:
+                    problems.append(f"{prefix}{old}: renamed to {new!r}; give only {prefix}{new}")
+                    continue
+                warnings.warn(f"{prefix}{old} is renamed {prefix}{new} (the same meaning); the old name is read"
+                              " until the next release", FutureWarning, stacklevel=2)
+                v = {(new if k == old else k): x for k, x in v.items()}
         unknown = sorted(k for k in v if k not in self.keys)
         out: dict[str, Any] = {}
         if unknown and self.extra is None:

@@ -22,17 +22,17 @@ values. Channels and bandwidth are threaded through the layers.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from .fields import Field, Invariant, S2Grid
-from .grids import GRID_KINDS
+from ..sphere.fields import Field, Invariant, S2Grid
+from ..sphere.grids import GRID_KINDS
+from ..sphere.transforms import BACKENDS
+from ..util.schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
 from .layers import ACTIVATIONS, InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
-from .schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
-from .transforms import BACKENDS
 
 def _layer_tables() -> dict[str, Table]:
     """The keys of each layer type (``type`` itself is checked first)."""
@@ -41,7 +41,7 @@ def _layer_tables() -> dict[str, Table]:
         "conv": Table({**t, "out_channels": (Int(1), REQUIRED), "filter_params": (Optional(Int(1)), None),
                        "bias": (Bool(), True)}),
         "pointwise": Table({**t, "activation": (Choice(ACTIVATIONS), "relu"), "oversampling": (Number(1.0), 1.0),
-                            "kind": (Optional(Choice(GRID_KINDS)), None)}),
+                            "fine_kind": (Optional(Choice(GRID_KINDS)), None)}, renamed={"kind": "fine_kind"}),
         "pool": Table({**t, "bandwidth": (Optional(Int(1)), None)}),
         "descriptor": Table(t),
         "linear": Table({**t, "out_features": (Int(1), REQUIRED), "bias": (Bool(), True)}),
@@ -117,8 +117,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class SphericalModel(nn.Module):
-    """A chain of named layers; ``forward(x, return_all=True)`` also returns every layer's output
-    (``[(name, tensor), ...]``), which is what the equivariance harness reads."""
+    """A chain of named layers, each fed the previous one's output (the descriptor flattens the
+    invariant features for what follows). :meth:`trace` yields every layer's input and output;
+    :meth:`fields` says how each rotates. Measurement reads layers through hooks, never by
+    re-running this loop."""
 
     def __init__(self, names: Sequence[str], layers: Sequence[nn.Module], spec: Mapping[str, Any]) -> None:
         super().__init__()
@@ -126,14 +128,17 @@ class SphericalModel(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.spec = copy.deepcopy(dict(spec))
 
-    def forward(self, x: torch.Tensor, return_all: bool = False):
-        outs = []
-        for name, layer in zip(self.names, self.layers):
-            if isinstance(layer, (nn.Linear, nn.BatchNorm1d)) and x.dim() > 2:
-                x = x.flatten(1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
             x = layer(x)
-            outs.append((name, x))
-        return (x, outs) if return_all else x
+        return x
+
+    def trace(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
+        """``(name, input, output)`` of every layer, in order."""
+        for name, layer in zip(self.names, self.layers):
+            y = layer(x)
+            yield name, x, y
+            x = y
 
     @property
     def kind(self) -> str:
@@ -161,7 +166,7 @@ class SphericalModel(nn.Module):
 
 def normalize_spec(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **top: Any) -> dict[str, Any]:
     """Validate a spec (or a preset name) and fill defaults; returns a plain dict. No compute.
-    Every problem is reported at once (:class:`~harness.schema.ConfigError`)."""
+    Every problem is reported at once (:class:`~harness.util.schema.ConfigError`)."""
     if isinstance(spec, str):
         if spec not in PRESETS:
             raise ConfigError([f"model: expected a preset name, one of {sorted(PRESETS)}, got {spec!r}"])
@@ -194,13 +199,13 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
             layers.append(SphericalConv(c, L["out_channels"], b, kind, L["filter_params"], L["bias"], be))
             c = L["out_channels"]
         elif t == "pointwise":
-            layers.append(Pointwise(L["activation"], L["oversampling"], L["kind"], kind, be))
+            layers.append(Pointwise(L["activation"], L["oversampling"], kind, L["fine_kind"], be))
         elif t == "pool":
             bo = L["bandwidth"] if L["bandwidth"] is not None else max(1, b // 2)
             layers.append(SpectralPool(bo, kind, be))
             b = bo
         elif t == "descriptor":
-            layers.append(InvariantDescriptor(kind, be))
+            layers.append(InvariantDescriptor(kind, be, flatten=True))
             features = c * b
         elif t == "batchnorm":
             layers.append(nn.BatchNorm1d(features))

@@ -1,6 +1,6 @@
 """Field types: what a tensor is, how SO(3) acts on it exactly, and how big it is.
 
-The measurement code (:mod:`harness.equivariance`) never guesses what a tensor means: every
+The measurement code (:mod:`harness.measure.equivariance`) never guesses what a tensor means: every
 input and every watched output has a field, declared by the caller or known from a harness
 layer. A field knows
 
@@ -27,10 +27,11 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from ..util.schema import Int, Number, check_arg, check_float_dtype
 from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
-from .rotations import check_rotation, lie_algebra_action, rotate_coefficients, wigner_D
-from .schema import Int, Number, check_arg, check_float_dtype
+from .so3 import check_rotation
 from .transforms import degree_norms, isft, sft
+from .wigner import lie_algebra_action, rotate_coefficients, wigner_D
 
 #: Coordinate frames a grid's points can be expressed in: the world point sampled at grid index
 #: (theta, phi) is ``F @ (sin t cos p, sin t sin p, cos t)``. e3nn's S^2 grids are y-up:
@@ -105,10 +106,10 @@ class Field(ABC):
         return None
 
     @abstractmethod
-    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """``[n, ...]`` random samples (``[n, channels, ...]`` when channels is given); for sphere
-        fields band-limited with power ``(1 + l)^-alpha`` per coefficient, unit mean square."""
+        fields band-limited with power ``(1 + l)^-decay`` per coefficient, unit mean square."""
 
 
 def _check_tensor(t: object, where: str) -> torch.Tensor:
@@ -129,17 +130,17 @@ def _per_sample_rotations(R: torch.Tensor, c: torch.Tensor, trailing: int) -> to
 
 
 # --------------------------------------------------------------------------- signals on S^2
-def random_coefficients(n: int, channels: int, bandwidth: int, alpha: float = 0.0, seed: int = 0) -> torch.Tensor:
+def random_coefficients(n: int, channels: int, bandwidth: int, decay: float = 0.0, seed: int = 0) -> torch.Tensor:
     """``[n, channels, b, b]`` complex128 coefficients of random real signals with
-    ``E|f^m_l|^2 = (1 + l)^-alpha`` for every order m of degree l, scaled to unit mean square on
+    ``E|f^m_l|^2 = (1 + l)^-decay`` for every order m of degree l, scaled to unit mean square on
     the sphere (averaged over the batch). Own generator: the global RNG is untouched."""
     b = check_bandwidth(bandwidth)
     n, channels = check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels")
-    alpha = check_arg(Number(0.0), alpha, "alpha")
+    decay = check_arg(Number(0.0), decay, "decay")
     gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
     c = torch.randn(n, channels, b, b, dtype=torch.complex128, generator=gen)
     l = torch.arange(b, dtype=torch.float64)
-    c = c * ((1 + l) ** (-alpha / 2))[:, None] * torch.tril(torch.ones(b, b, dtype=torch.float64))
+    c = c * ((1 + l) ** (-decay / 2))[:, None] * torch.tril(torch.ones(b, b, dtype=torch.float64))
     c[..., 0] = math.sqrt(2) * c[..., 0].real  # real m = 0 coefficient with the same variance
     if n * channels:
         c = c / degree_norms(c).square().sum(-1).mean().sqrt() * math.sqrt(4 * math.pi)
@@ -220,10 +221,10 @@ class S2Grid(Field):
     def project(self, t: torch.Tensor) -> torch.Tensor:
         return isft(sft(t, self.kind), self.kind)
 
-    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         check_float_dtype(dtype)
-        c = random_coefficients(n, 1 if channels is None else channels, self._b, alpha, seed)
+        c = random_coefficients(n, 1 if channels is None else channels, self._b, decay, seed)
         return isft(c if channels is not None else c[:, 0], self.kind).to(dtype)
 
 
@@ -268,10 +269,10 @@ class S2Coeffs(Field):
     def samples(self, c: torch.Tensor) -> torch.Tensor:
         return _flat(isft(c, "gl"))
 
-    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         check_float_dtype(dtype)
-        c = random_coefficients(n, 1 if channels is None else channels, self._b, alpha, seed)
+        c = random_coefficients(n, 1 if channels is None else channels, self._b, decay, seed)
         c = c if channels is not None else c[:, 0]
         return c.to(torch.complex64 if dtype == torch.float32 else torch.complex128)
 
@@ -378,12 +379,12 @@ class Irreps(Field):
         A = self._assemble(parts, 1)[0].to(device=c.device, dtype=c.dtype)
         return c @ A.T
 
-    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         check_float_dtype(dtype)
         gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
         lead = (check_arg(Int(0), n, "n"),) if channels is None else (check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels"))
-        scale = torch.cat([torch.full((mul * (2 * l + 1),), (1.0 + l) ** (-alpha / 2)) for mul, l, _ in self.blocks])
+        scale = torch.cat([torch.full((mul * (2 * l + 1),), (1.0 + l) ** (-decay / 2)) for mul, l, _ in self.blocks])
         return (torch.randn(*lead, self.dim, generator=gen, dtype=torch.float64) * scale.double()).to(dtype)
 
 
@@ -411,7 +412,7 @@ class Invariant(Field):
     def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
         return torch.zeros_like(c)
 
-    def random(self, n: int, *, channels: int | None = None, alpha: float = 0.0, seed: int = 0,
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         check_float_dtype(dtype)
         gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))

@@ -14,9 +14,8 @@ Recurrence along each diagonal ``l = m + k`` (all m at once, float64):
   ``a_lm = sqrt((4l^2-1)/(l^2-m^2))``, ``b_lm = sqrt(((l-1)^2-m^2)/(4(l-1)^2-1))``.
 
 The seed ``sin^m theta`` underflows float64 near the poles for large m (it is ~1e-800 at
-m = 500, theta = 0.05), so the recurrence runs on values scaled to 1 at the seed, with a per-entry
-log scale that is bumped whenever a value grows past 1e150; the result is
-``sign * exp(log|scaled| + logscale)``. No overflow or underflow to b = 1024 and beyond.
+m = 500, theta = 0.05), so the recurrence runs on values scaled to 1 at the seed, with the
+overflow-safe log-scale bookkeeping of :mod:`.recurrence` (shared with the Wigner d recurrence).
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-_RESCALE = 1e150
-_LOG_RESCALE = float(np.log(_RESCALE))
+from .recurrence import rescale, unscale
+
 
 
 def legendre_diagonals(bandwidth: int, theta: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -50,10 +49,6 @@ def legendre_diagonals(bandwidth: int, theta: np.ndarray) -> Iterator[tuple[int,
     p1 = np.where(zero, 0.0, sign * np.ones_like(logscale))  # scaled Pbar(m + k - 1, m)
     p2 = np.zeros_like(p1)  # scaled Pbar(m + k - 2, m)
 
-    def unscale(p: np.ndarray, ls: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.sign(p) * np.exp(np.log(np.abs(p)) + ls)
-
     yield 0, unscale(p1, logscale)
     for k in range(1, b):
         n = b - k  # orders m = 0..n-1 have degree m + k < b
@@ -65,11 +60,7 @@ def legendre_diagonals(bandwidth: int, theta: np.ndarray) -> Iterator[tuple[int,
             a = np.sqrt((4 * l * l - 1) / (l * l - mm * mm))
             c = np.sqrt(((l - 1) ** 2 - mm * mm) / (4 * (l - 1) ** 2 - 1))
             new = a * (x * p1 - c * p2)
-        big = np.abs(new) > _RESCALE
-        if big.any():
-            new = np.where(big, new / _RESCALE, new)
-            p1 = np.where(big, p1 / _RESCALE, p1)
-            logscale = logscale + big * _LOG_RESCALE
+        new, p1, logscale = rescale(new, p1, logscale)
         p2, p1 = p1, new
         yield k, unscale(p1, logscale)
 

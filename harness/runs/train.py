@@ -2,7 +2,7 @@
 
 NR/NR: trained and tested on non-rotated projections; NR/R: trained non-rotated, tested on rotated
 projections (the test of a rotation-invariant network); R/R: trained and tested rotated.
-Rotated projections sample the planar image at ``R^-1 p`` (see :mod:`harness.data`).
+Rotated projections sample the planar image at ``R^-1 p`` (see :mod:`harness.runs.data`).
 
 A config (see ``experiments/accuracy.toml``)::
 
@@ -39,16 +39,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..measure.equivariance import equivariance_error
+from ..nn.layers import ACTIVATIONS
+from ..nn.models import PRESETS, build_model, normalize_spec
+from ..sphere.grids import GRID_KINDS
+from ..sphere.so3 import random_rotations
+from ..util.memory import available_bytes, gib
+from ..util.schema import Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table, describe, validate
 from .data import DATASETS, min_bandwidth
-from .equivariance import equivariance_error
-from .grids import GRID_KINDS
-from .layers import ACTIVATIONS
-from .memory import available_bytes, gib
-from .models import PRESETS, build_model, normalize_spec
 from .results import load_results, provenance, read_config
-from .rotations import random_rotations
 from .runner import Cell, ResultsDir, check_grid, config_hash, run_cells
-from .schema import Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table, describe, validate
 
 SETTINGS = ("NR/NR", "NR/R", "R/R")
 IMAGE_SIZE = (28, 28)  # both datasets
@@ -120,7 +120,7 @@ def _cross(cfg: dict[str, Any], problems: list[str]) -> None:
 
 def load_train_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """Read and validate a training config (TOML path or dict); no compute. Raises
-    :class:`~harness.schema.ConfigError` listing every problem."""
+    :class:`~harness.util.schema.ConfigError` listing every problem."""
     return validate(TRAIN_SCHEMA, dict(read_config(config)), "", _cross)
 
 

@@ -7,7 +7,7 @@ For a nonlinearity with input y of bandwidth b (``docs/metrics.md``):
 * ``aliasing_error``: ``||sft(layer(y)) - P_b sigma(y)|| / ||P_b sigma(y)||``, the layer's
   bandwidth-b output against the exact projection of sigma(y) onto degrees < b.
 
-Works for a harness :class:`~harness.layers.Pointwise` (its sigma, its oversampling), any
+Works for a harness :class:`~harness.nn.layers.Pointwise` (its sigma, its oversampling), any
 pointwise ``nn.Module`` (``nn.ReLU``, ``nn.GELU``, ...) or a callable applied elementwise.
 """
 
@@ -21,11 +21,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .fields import Field, S2Grid
-from .grids import bandwidth_from_shape, check_kind
-from .layers import Pointwise
-from .models import SphericalModel
-from .transforms import degree_norms, isft, resize_coefficients, sft
+from ..nn.layers import Pointwise
+from ..nn.models import SphericalModel
+from ..sphere.fields import Field, S2Grid
+from ..sphere.grids import bandwidth_from_shape, check_kind
+from ..sphere.transforms import degree_norms, isft, resize_coefficients, sft
 from .watch import frozen, prepare_input, run, watch_list
 
 #: torch modules that apply one function to every entry independently (watched by default).
@@ -43,9 +43,9 @@ def _norm2(c: torch.Tensor) -> torch.Tensor:
 
 def _sigma(layer: object, kind: str | None) -> tuple[Callable, str, float]:
     if isinstance(layer, Pointwise):
-        if kind is not None and kind != layer.input_kind:
-            raise ValueError(f"kind: the layer works on the {layer.input_kind!r} grid, got kind={kind!r}")
-        return layer.act, layer.input_kind, layer.oversampling
+        if kind is not None and kind != layer.kind:
+            raise ValueError(f"kind: the layer works on the {layer.kind!r} grid, got kind={kind!r}")
+        return layer.act, layer.kind, layer.oversampling
     if not callable(layer):
         raise TypeError(f"layer: expected a Pointwise layer, a pointwise nn.Module or a callable, got"
                         f" {type(layer).__name__}")
@@ -122,7 +122,7 @@ def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | No
             f = w.out_field if isinstance(layers, Mapping) and layers[w.name] is not None else w.in_field
             if f is None:
                 if isinstance(w.module, Pointwise):
-                    f = S2Grid(w.module.input_kind, bandwidth_from_shape(tuple(c.inp.shape[-2:]), w.module.input_kind))
+                    f = S2Grid(w.module.kind, bandwidth_from_shape(tuple(c.inp.shape[-2:]), w.module.kind))
                 elif isinstance(field, S2Grid) and field.matches(c.inp):
                     f = field
             if not isinstance(f, S2Grid) or c.inp is None:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .grids import bandwidth_from_shape, check_bandwidth, check_kind
-from .transforms import degree_norms, isft, resize_coefficients, sft
+from ..sphere.grids import bandwidth_from_shape, check_bandwidth, check_kind
+from ..sphere.transforms import degree_norms, isft, resize_coefficients, sft
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -38,7 +38,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 def conv_constants(bandwidth: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     """``[b]`` ``2 pi sqrt(4 pi / (2l + 1))``: ``(f * h)^m_l = c_l f^m_l h^0_l`` for the group
     convolution ``int_SO(3) f(g eta) h(g^-1 x) dg`` with ``dg = sin(beta) da db dg`` (total 8 pi^2).
-    The seed's ``sqrt(16 pi^3 / (2l + 2))`` is off by one in the degree (docs/conventions.md)."""
+    The blog post's ``sqrt(16 pi^3 / (2l + 2))`` is off by one in the degree (docs/conventions.md)."""
     l = torch.arange(bandwidth, dtype=torch.float64)
     return (2 * math.pi * torch.sqrt(4 * math.pi / (2 * l + 1))).to(dtype=dtype, device=device)
 
@@ -141,12 +141,12 @@ class SphericalConv(nn.Module):
 
 
 class Pointwise(nn.Module):
-    """Pointwise nonlinearity ``sigma(x)``; with ``oversampling = s > 1``, anti-aliased: sigma is
-    applied on the grid of bandwidth ceil(s b) (of kind ``kind``, default: the input's
-    ``input_kind``) and the result low-passed back to bandwidth b."""
+    """Pointwise nonlinearity ``sigma(x)`` on the ``kind`` grid (its input's, as for every layer);
+    with ``oversampling = s > 1``, anti-aliased: sigma is applied on the grid of bandwidth
+    ceil(s b) of kind ``fine_kind`` (default: ``kind``) and the result low-passed back to b."""
 
     def __init__(self, activation: str | Callable[[torch.Tensor], torch.Tensor] = "relu",
-                 oversampling: float = 1.0, kind: str | None = None, input_kind: str = "dh",
+                 oversampling: float = 1.0, kind: str = "dh", fine_kind: str | None = None,
                  backend: str | None = None) -> None:
         super().__init__()
         if isinstance(activation, str):
@@ -158,23 +158,24 @@ class Pointwise(nn.Module):
             self.activation_name, self.act = getattr(activation, "__name__", "callable"), activation
         else:
             raise TypeError(f"Pointwise: activation must be a name or a callable, got {type(activation).__name__}")
-        if isinstance(oversampling, bool) or not isinstance(oversampling, (int, float)) or not oversampling >= 1:
-            raise ValueError(f"Pointwise: oversampling must be a number >= 1, got {oversampling!r}")
+        if isinstance(oversampling, bool) or not isinstance(oversampling, (int, float)) or not 1 <= oversampling < math.inf:
+            raise ValueError(f"Pointwise: oversampling must be a finite number >= 1, got {oversampling!r}")
         self.oversampling = float(oversampling)
-        self.input_kind = check_kind(input_kind)
-        self.kind = check_kind(kind) if kind is not None else self.input_kind
+        self.kind = check_kind(kind)
+        self.fine_kind = check_kind(fine_kind, "fine_kind") if fine_kind is not None else self.kind
         self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, None, self.input_kind, None, "Pointwise")
-        return pointwise(x, self.act, self.oversampling, self.input_kind, self.kind, self.backend)
+        _check_input(x, None, self.kind, None, "Pointwise")
+        return pointwise(x, self.act, self.oversampling, self.kind, self.fine_kind, self.backend)
 
     def extra_repr(self) -> str:
-        return f"{self.activation_name!r}, oversampling={self.oversampling}, kind={self.kind!r}"
+        fine = f", fine_kind={self.fine_kind!r}" if self.fine_kind != self.kind else ""
+        return f"{self.activation_name!r}, oversampling={self.oversampling}, kind={self.kind!r}{fine}"
 
 
 class SpectralPool(nn.Module):
-    """Low-pass to ``bandwidth_out`` (default ``b // 2``, the seed's cutoff), output on that grid."""
+    """Low-pass to ``bandwidth_out`` (default ``b // 2``, the blog post's cutoff), output on that grid."""
 
     def __init__(self, bandwidth_out: int | None = None, kind: str = "dh", backend: str | None = None) -> None:
         super().__init__()
@@ -196,13 +197,18 @@ class SpectralPool(nn.Module):
 
 
 class InvariantDescriptor(nn.Module):
-    """``[B, C, grid(b)] -> [B, C, b]``: the norms ``||f_l||`` of each degree's coefficients (all
-    2l + 1 orders), exactly SO(3)-invariant since the Wigner-D matrices are unitary."""
+    """``[B, C, grid(b)] -> [B, C, b]`` (``[B, C b]`` with ``flatten``, the feature vector a
+    classifier reads): the norms ``||f_l||`` of each degree's coefficients (all 2l + 1 orders),
+    exactly SO(3)-invariant since the Wigner-D matrices are unitary."""
 
-    def __init__(self, kind: str = "dh", backend: str | None = None) -> None:
+    def __init__(self, kind: str = "dh", backend: str | None = None, flatten: bool = False) -> None:
         super().__init__()
-        self.kind, self.backend = check_kind(kind), backend
+        self.kind, self.backend, self.flatten = check_kind(kind), backend, bool(flatten)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, None, self.kind, None, "InvariantDescriptor")
-        return degree_norms(sft(x, self.kind, backend=self.backend))
+        y = degree_norms(sft(x, self.kind, backend=self.backend))
+        return y.flatten(1) if self.flatten else y
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, flatten={self.flatten}"

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .grids import check_bandwidth, check_kind, grid
-from .memory import check_fits
-from .rotations import check_rotation, random_rotations
+from ..sphere.grids import check_bandwidth, check_kind, grid
+from ..sphere.so3 import check_rotation, random_rotations
+from ..util.memory import check_fits
 
 DATASETS: tuple[str, ...] = ("mnist5k", "fashion-mnist")
 SPLITS: tuple[str, ...] = ("train", "test")

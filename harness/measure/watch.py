@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .fields import Field, Invariant, S2Grid, as_field
-from .grids import bandwidth_from_shape
-from .layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
-from .models import SphericalModel
+from ..nn.layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
+from ..nn.models import SphericalModel
+from ..sphere.fields import Field, Invariant, S2Grid, as_field
+from ..sphere.grids import bandwidth_from_shape
 
 INPUT = "<input>"  # the producer name of the model's own input
 _HARNESS_GRID_LAYERS = (SphericalConv, Pointwise, SpectralPool)
@@ -133,14 +133,10 @@ def _own_kind(model: object) -> str | None:
         return model.kind
     if not isinstance(model, nn.Module):
         return None
-    kinds = {_layer_kind(m) for m in model.modules() if isinstance(m, (*_HARNESS_GRID_LAYERS, InvariantDescriptor))}
+    kinds = {m.kind for m in model.modules() if isinstance(m, (*_HARNESS_GRID_LAYERS, InvariantDescriptor))}
     if len(kinds) > 1:
         raise ValueError(f"model: its harness layers work on different grids {sorted(kinds)}; declare input=")
     return kinds.pop() if kinds else None
-
-
-def _layer_kind(m: nn.Module) -> str:
-    return m.input_kind if isinstance(m, Pointwise) else m.kind
 
 
 FieldDecl = Field | tuple[Field | None, Field | None] | None
@@ -325,7 +321,7 @@ def _describe(t: object) -> str:
 def _known_output_field(module: object, out: torch.Tensor) -> Field | None:
     """The output field of a harness layer (it declares its grid)."""
     if isinstance(module, _HARNESS_GRID_LAYERS) and isinstance(out, torch.Tensor) and out.dim() >= 2:
-        kind = _layer_kind(module)
+        kind = module.kind
         return S2Grid(kind, bandwidth_from_shape(tuple(out.shape[-2:]), kind))
     if isinstance(module, InvariantDescriptor):
         return Invariant()

@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from .schema import diff
+from ..util.schema import diff
 
 
 class RunnerError(RuntimeError):

@@ -1,17 +1,14 @@
-"""Rotations: Haar sampling, matrix / quaternion / ZYZ-Euler conversions, Wigner-D, exact rotation.
+"""Wigner d and D, and the exact rotation of band-limited signals in the coefficient domain.
 
-Conventions (``docs/conventions.md``):
-
-* A rotation acts on signals by ``(g.f)(p) = f(R^-1 p)``.
-* ZYZ Euler angles: ``R = Rz(alpha) Ry(beta) Rz(gamma)``, scipy's ``as_euler("ZYZ")`` (capitals).
-* Quaternions are scalar-last ``(x, y, z, w)``, as scipy's ``as_quat()``.
-* In the complex basis of :mod:`harness.transforms`,
-  ``(g.f)^{m'}_l = sum_m D^l_{m'm}(R) f^m_l`` with
-  ``D^l_{m'm} = exp(-i m' alpha) d^l_{m'm}(beta) exp(-i m gamma)``,
-  ``d^l(beta) = exp(-i beta J_y)`` (Wikipedia's Wigner d), and the factorization used to apply it
-  ``d^l(beta) = Z(pi/2) Delta^l Z(beta) Delta^lT Z(-pi/2)``, ``Z(t) = diag(exp(-i m t))``,
-  ``Delta^l = d^l(pi/2)`` real and cached per bandwidth: applying D costs O(l^2) per degree, so
-  O(b^3) per (signal, rotation), and no D matrix is ever formed.
+Conventions (``docs/conventions.md``): a rotation acts on signals by ``(g.f)(p) = f(R^-1 p)``; in
+the complex basis of :mod:`harness.sphere.transforms`,
+``(g.f)^{m'}_l = sum_m D^l_{m'm}(R) f^m_l`` with
+``D^l_{m'm} = exp(-i m' alpha) d^l_{m'm}(beta) exp(-i m gamma)``, ``d^l(beta) = exp(-i beta J_y)``
+(Wikipedia's Wigner d), and the factorization used to apply it
+``d^l(beta) = Z(pi/2) Delta^l Z(beta) Delta^lT Z(-pi/2)``, ``Z(t) = diag(exp(-i m t))``,
+``Delta^l = d^l(pi/2)`` real and cached per bandwidth: applying D costs O(l^2) per degree, so
+O(b^3) per (signal, rotation), and no D matrix is ever formed. The infinitesimal rotations
+(:func:`lie_algebra_action`) act as ``-i n.J``.
 """
 
 from __future__ import annotations
@@ -25,125 +22,13 @@ import numpy as np
 import torch
 from scipy.special import gammaln
 
-from .grids import check_bandwidth, grid
-from .memory import check_fits
-from .schema import Int, check_arg, check_float_dtype
-from .transforms import check_coefficients, isft, sft
-
-_RESCALE = 1e150
-
-
-# --------------------------------------------------------------------------- validation
-def check_rotation(R: object, name: str = "R", atol: float = 1e-6) -> torch.Tensor:
-    """Validate ``[..., 3, 3]`` real rotation matrices (orthogonal, det +1, within ``atol``)."""
-    if not isinstance(R, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of rotation matrices [..., 3, 3], got {type(R).__name__}")
-    if R.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{name}: expected float32 or float64 rotation matrices, got dtype {R.dtype}")
-    if R.dim() < 2 or R.shape[-2:] != (3, 3):
-        raise ValueError(f"{name}: expected shape [..., 3, 3], got shape {tuple(R.shape)}")
-    if R.numel() == 0:
-        return R
-    if not bool(torch.isfinite(R).all()):
-        raise ValueError(f"{name}: expected finite rotation matrices, got nan/inf entries")
-    R64 = R.double()
-    eye = torch.eye(3, dtype=torch.float64, device=R.device)
-    orth = float((R64.transpose(-1, -2) @ R64 - eye).abs().amax())
-    det = float((torch.linalg.det(R64) - 1).abs().amax())
-    if orth > atol or det > atol:
-        raise ValueError(f"{name}: not a rotation: max |R^T R - I| = {orth:.2e}, max |det R - 1| = {det:.2e}"
-                         f" (tolerance {atol:g})")
-    return R
+from ..util.memory import check_fits
+from .grids import check_bandwidth
+from .recurrence import rescale, unscale
+from .so3 import _euler_zyz, check_rotation
+from .transforms import check_coefficients
 
 
-# --------------------------------------------------------------------------- sampling, conversions
-def random_rotations(n: int, seed: int | None = None, generator: torch.Generator | None = None,
-                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``[n, 3, 3]`` rotations from the Haar measure on SO(3).
-
-    A unit quaternion from a normalized 4-D standard Gaussian is uniform on S^3, so its rotation is
-    Haar-distributed. Uses its own generator (``seed`` or ``generator``), never torch's global RNG.
-    """
-    check_arg(Int(0), n, "n")
-    check_float_dtype(dtype)
-    if generator is None:
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(check_arg(Int(0), seed, "seed"))
-    q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
-    q = q / q.norm(dim=-1, keepdim=True)
-    return quaternion_to_matrix(q).to(dtype)
-
-
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions ``[..., 4]`` (x, y, z, w) -> ``[..., 3, 3]``."""
-    q = q / q.norm(dim=-1, keepdim=True)
-    x, y, z, w = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(*q.shape[:-1], 3, 3)
-
-
-def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
-    """``[..., 3, 3]`` -> unit quaternions ``[..., 4]`` (x, y, z, w), w >= 0.
-
-    Picks, per matrix, the largest of 4w^2, 4x^2, 4y^2, 4z^2 as the pivot (Shepperd's method).
-    """
-    check_rotation(R)
-    m = R
-    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    cands = torch.stack([
-        torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1], 1 + tr], -1),
-        torch.stack([1 + 2 * m[..., 0, 0] - tr, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 2, 1] - m[..., 1, 2]], -1),
-        torch.stack([m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - tr, m[..., 1, 2] + m[..., 2, 1], m[..., 0, 2] - m[..., 2, 0]], -1),
-        torch.stack([m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - tr, m[..., 1, 0] - m[..., 0, 1]], -1),
-    ], dim=-2)  # [..., 4 candidates, 4]; candidate i is 4 q_i q (up to sign)
-    pivot = torch.stack([1 + tr, 1 + 2 * m[..., 0, 0] - tr, 1 + 2 * m[..., 1, 1] - tr, 1 + 2 * m[..., 2, 2] - tr], -1)
-    best = pivot.argmax(-1)
-    q = torch.gather(cands, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
-    q = q / q.norm(dim=-1, keepdim=True)
-    return torch.where(q[..., 3:] < 0, -q, q)
-
-
-def _rz(t: torch.Tensor) -> torch.Tensor:
-    c, s, o, z = torch.cos(t), torch.sin(t), torch.ones_like(t), torch.zeros_like(t)
-    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(*t.shape, 3, 3)
-
-
-def _ry(t: torch.Tensor) -> torch.Tensor:
-    c, s, o, z = torch.cos(t), torch.sin(t), torch.ones_like(t), torch.zeros_like(t)
-    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(*t.shape, 3, 3)
-
-
-def euler_zyz_to_matrix(alpha: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``R = Rz(alpha) Ry(beta) Rz(gamma)``, shapes broadcast, -> ``[..., 3, 3]``."""
-    alpha, beta, gamma = torch.broadcast_tensors(*(torch.as_tensor(a, dtype=torch.float64) for a in (alpha, beta, gamma)))
-    return _rz(alpha) @ _ry(beta) @ _rz(gamma)
-
-
-def matrix_to_euler_zyz(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``[..., 3, 3]`` -> ``(alpha, beta, gamma)`` with beta in [0, pi].
-
-    alpha and beta from the third column; gamma from ``Ry(beta)^T Rz(alpha)^T R = Rz(gamma)``, so
-    the angles reproduce R to rounding also at and near gimbal lock (beta = 0 or pi, where only
-    alpha +- gamma is defined and alpha is 0).
-    """
-    return _euler_zyz(check_rotation(R))
-
-
-def _euler_zyz(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    alpha = torch.atan2(R[..., 1, 2], R[..., 0, 2])
-    beta = torch.atan2(torch.hypot(R[..., 0, 2], R[..., 1, 2]), R[..., 2, 2])
-    M = (_rz(alpha) @ _ry(beta)).transpose(-1, -2) @ R
-    gamma = torch.atan2(M[..., 1, 0], M[..., 0, 0])
-    return alpha, beta, gamma
-
-
-# --------------------------------------------------------------------------- Wigner d and D
 def wigner_d(bandwidth: int, beta: torch.Tensor | float) -> torch.Tensor:
     """Wigner small-d for all degrees, ``[..., b, 2b-1, 2b-1]`` float64:
     ``d[..., l, m' + b - 1, m + b - 1] = d^l_{m'm}(beta)``, zero where max(|m|, |m'|) > l.
@@ -188,14 +73,9 @@ def wigner_d(bandwidth: int, beta: torch.Tensor | float) -> torch.Tensor:
             rec = np.where(l0 < l, A * ((cb - B) * d1 - np.where(l0 < j, C, 0.0) * d2), 0.0)
         new = np.where(l0 == l, seed, rec)
         logscale = np.where(l0 == l, logseed, logscale)
-        big = np.abs(new) > _RESCALE
-        if big.any():
-            new = np.where(big, new / _RESCALE, new)
-            d1 = np.where(big, d1 / _RESCALE, d1)
-            logscale = logscale + big * math.log(_RESCALE)
+        new, d1, logscale = rescale(new, d1, logscale)
         d2, d1 = d1, new
-        with np.errstate(divide="ignore"):
-            out[:, l] = np.sign(new) * np.exp(np.log(np.abs(new)) + logscale)
+        out[:, l] = unscale(new, logscale)
     return torch.from_numpy(out).reshape(*beta.shape, b, 2 * b - 1, 2 * b - 1)
 
 
@@ -370,62 +250,6 @@ def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     H = torch.view_as_complex(H.permute(3, 0, 1, 2).contiguous())  # [P, l, m']
     H = H * _phases((alpha + half).expand(lead).reshape(-1), m, cdt)[:, None, :]
     return H.reshape(*lead, b, b)
-
-
-def rotate(x: torch.Tensor, R: torch.Tensor, kind: str = "dh", *, method: str = "exact",
-           backend: str | None = None) -> torch.Tensor:
-    """Rotate grid signals ``x`` ``[*S, nlat, nlon]`` by ``R`` ``[*N, 3, 3]``: ``(g.x)(p) = x(R^-1 p)``.
-
-    method "exact": grid -> coefficients -> Wigner-D -> grid (exact for bandlimited x).
-    method "interpolate": resample x at ``R^-1 p`` by bilinear interpolation in (theta, phi), what
-    data augmentation does in practice (its error is the approximation the harness reports).
-    """
-    if method == "exact":
-        return isft(rotate_coefficients(sft(x, kind, backend=backend), R), kind, backend=backend)
-    if method == "interpolate":
-        return _rotate_interpolate(x, R, kind)
-    raise ValueError(f"method: unknown method {method!r}; valid methods are ['exact', 'interpolate']")
-
-
-def _rotate_interpolate(x: torch.Tensor, R: torch.Tensor, kind: str) -> torch.Tensor:
-    from .transforms import check_signal
-
-    b = check_signal(x, kind)
-    check_rotation(R)
-    lead = _broadcast_lead(x, R, "x")
-    g = grid(kind, b)
-    p = torch.tensor(g.points()).to(x)  # [nlat, nlon, 3]
-    q = torch.einsum("...ji,abj->...abi", R.to(x), p)  # R^T p = R^-1 p, [*N, nlat, nlon, 3]
-    th = torch.arccos(q[..., 2].clamp(-1, 1))
-    u = torch.remainder(torch.atan2(q[..., 1], q[..., 0]), 2 * math.pi) / (2 * math.pi / g.nlon)
-    # ghost rows past each pole: the first/last row seen across the pole (phi + pi), so that
-    # points between the outermost row and the pole interpolate through the pole
-    half = g.nlon / 2
-    def across(row: torch.Tensor) -> torch.Tensor:  # row at phi + pi, linear in phi if between samples
-        lo = math.floor(half)
-        r0 = torch.roll(row, -lo, dims=-1)
-        return r0 if lo == half else 0.5 * (r0 + torch.roll(row, -lo - 1, dims=-1))
-    xe = torch.cat([across(x[..., :1, :]), x, across(x[..., -1:, :])], dim=-2)
-    theta = torch.tensor(np.concatenate([[-g.theta[0]], g.theta, [2 * np.pi - g.theta[-1]]])).to(x)
-    j1 = torch.searchsorted(theta, th.contiguous(), right=True).clamp(1, theta.numel() - 1)
-    j0 = j1 - 1
-    t0, t1 = theta[j0], theta[j1]
-    wt = torch.where(t1 > t0, (th - t0) / (t1 - t0).clamp_min(1e-300), torch.zeros_like(th)).clamp(0, 1)
-    k0f = torch.floor(u)
-    wp = u - k0f
-    k0 = k0f.long() % g.nlon
-    k1 = (k0 + 1) % g.nlon
-    xb = xe.expand(*lead, *xe.shape[-2:])
-    flat = xb.reshape(*lead, xe.shape[-2] * xe.shape[-1])
-
-    npts = g.nlat * g.nlon
-
-    def at(j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return torch.gather(flat, -1, (j * g.nlon + k).expand(*lead, *j.shape[-2:]).reshape(*lead, npts))
-
-    wt, wp = wt.expand(*lead, *wt.shape[-2:]).reshape(*lead, npts), wp.expand(*lead, *wp.shape[-2:]).reshape(*lead, npts)
-    v = (1 - wt) * ((1 - wp) * at(j0, k0) + wp * at(j0, k1)) + wt * ((1 - wp) * at(j1, k0) + wp * at(j1, k1))
-    return v.reshape(*lead, g.nlat, g.nlon)
 
 
 # --------------------------------------------------------------------------- the Lie algebra

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .fields import Field
+from ..sphere.fields import Field
 from .watch import FieldDecl, check_finite, frozen, prepare_input, probes, run, watch_list
 
 GENERATORS: dict[str, np.ndarray] = {"x": np.array([1.0, 0.0, 0.0]), "y": np.array([0.0, 1.0, 0.0]),
