@@ -91,10 +91,22 @@ def test_wigner_d_closed_forms_at_0_and_pi():
 def test_delta_blocks_match_matrix_exponential_and_plan_is_cached():
     for l in range(12):
         np.testing.assert_allclose(delta_block(12, l).numpy(), d_expm(l, math.pi / 2), atol=1e-14)
-    assert rotation_plan(8) is rotation_plan(8)
+    assert rotation_plan(8) is rotation_plan(8)  # one table per (bandwidth, dtype, device)
     p32 = rotation_plan(8, torch.float32, "cpu")
     assert p32 is rotation_plan(8, torch.float32, torch.device("cpu"))
     assert all(e.dtype == torch.float32 for _, _, e, _ in p32.chunks)
+    # the tables hold the quadrant m', m >= 0 of Delta^l, split by the parity of l + m' + m
+    seen = set()
+    for l0, l1, ev, od in rotation_plan(20).chunks:
+        for l in range(l0, l1):
+            q = delta_block(20, l)[l:, l:].numpy()
+            k = np.arange(l + 1)
+            even = (l + k[:, None] + k[None, :]) % 2 == 0
+            np.testing.assert_allclose(ev[l - l0, : l + 1, : l + 1].numpy(), np.where(even, q, 0), atol=1e-15)
+            np.testing.assert_allclose(od[l - l0, : l + 1, : l + 1].numpy(), np.where(even, 0, q), atol=1e-15)
+            assert not ev[l - l0, l + 1 :].any() and not od[l - l0, :, l + 1 :].any()
+            seen.add(l)
+    assert seen == set(range(20))
 
 
 @pytest.mark.parametrize("b", [16, 128])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..sphere.grids import bandwidth_from_shape, check_bandwidth, check_kind
+from ..sphere.grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
 from ..sphere.transforms import degree_norms, isft, resize_coefficients, sft
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -64,18 +64,43 @@ def spherical_conv(coeffs: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor
     return torch.view_as_complex(y.contiguous())
 
 
+def _pointwise_fine(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], b: int, bf: int, kind: str,
+                    fine_kind: str, backend: str | None) -> torch.Tensor:
+    fine = isft(resize_coefficients(sft(x, kind, backend=backend), bf), fine_kind, backend=backend)
+    y = sft(act(fine), fine_kind, backend=backend)
+    del fine
+    return isft(resize_coefficients(y, b), kind, backend=backend)
+
+
 def pointwise(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], oversampling: float,
               kind: str, fine_kind: str, backend: str | None = None) -> torch.Tensor:
     """sigma on the grid: s = 1 applies it to the samples (the next SFT aliases what it adds past
     the bandlimit); s > 1 evaluates x on the grid of bandwidth ceil(s b), applies sigma there,
-    transforms on that grid and keeps degrees < b, returned on x's own grid."""
+    transforms on that grid and keeps degrees < b, returned on x's own grid.
+
+    Without autograd the maps go through the fine grid in groups whose fine-grid signal is at
+    most half the input's size, so the peak memory stays a small multiple of the input (the
+    fine grid is s^2 times larger; with autograd every intermediate is kept for backward anyway).
+    """
     b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
     if oversampling == 1.0 and fine_kind == kind:
         return act(x)
     bf = math.ceil(oversampling * b - 1e-9)
-    fine = isft(resize_coefficients(sft(x, kind, backend=backend), bf), fine_kind, backend=backend)
-    y = sft(act(fine), fine_kind, backend=backend)
-    return isft(resize_coefficients(y, b), kind, backend=backend)
+    xb = x.reshape(-1, *x.shape[-2:])
+    n = xb.shape[0]
+    fine_per_map = grid_shape(fine_kind, bf)[0] * grid_shape(fine_kind, bf)[1]
+    group = max(1, (x.shape[-2] * x.shape[-1] * n) // (2 * fine_per_map))
+    if group >= n or (torch.is_grad_enabled() and xb.requires_grad) or _traced(xb):
+        return _pointwise_fine(x, act, b, bf, kind, fine_kind, backend)
+    out = torch.empty_like(xb)
+    for i in range(0, n, group):
+        out[i : i + group] = _pointwise_fine(xb[i : i + group], act, b, bf, kind, fine_kind, backend)
+    return out.view(x.shape)
+
+
+def _traced(t: torch.Tensor) -> bool:
+    """Inside torch.func or forward-mode AD: keep the one-pass path (no in-place group writes)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(t) or torch.autograd.forward_ad.unpack_dual(t).tangent is not None
 
 
 # --------------------------------------------------------------------------- modules

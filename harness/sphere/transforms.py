@@ -501,6 +501,14 @@ def check_coefficients(c: object, name: str = "coeffs", check_finite: bool = Fal
     return int(c.shape[-1])
 
 
+def _tracked(t: torch.Tensor) -> bool:
+    """Whether autograd (backward or forward mode, torch.func) may need the transform's derivative:
+    only then does a call go through the autograd.Function (its overhead is ~50 us a call)."""
+    if t.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(t):
+        return True
+    return torch.autograd.forward_ad.unpack_dual(t).tangent is not None
+
+
 def _check_size(batch: int, b: int, nlat: int, nlon: int, itemsize: int, what: str) -> None:
     # the samples, the coefficients and the transform's work buffers (about twice the larger)
     check_fits(batch * (nlat * nlon + 2 * b * b) * itemsize * 3, f"{what} of {batch} maps at bandwidth {b}")
@@ -525,10 +533,12 @@ def sft(x: torch.Tensor, kind: str = "dh", *, backend: str | None = None, check_
     if xb.shape[0] == 0:
         return torch.zeros(*lead, b, b, dtype=cdt, device=x.device)
     _check_size(xb.shape[0], b, x.shape[-2], x.shape[-1], x.element_size(), "sft")
+    grad = _tracked(xb)
     if be == "ducc0":
-        out = _DuccSFT.apply(xb, kind, b)
+        out = _DuccSFT.apply(xb, kind, b) if grad else torch.from_numpy(_ducc_analysis(_np(xb), kind, b))
     else:
-        out = _TorchSFT.apply(xb, legendre_plan(kind, b, x.dtype, x.device))
+        p = legendre_plan(kind, b, x.dtype, x.device)
+        out = _TorchSFT.apply(xb, p) if grad else _analysis_torch(xb, p, p.wscale)
     return out.reshape(*lead, b, b)
 
 
@@ -549,10 +559,12 @@ def isft(coeffs: torch.Tensor, kind: str = "dh", *, backend: str | None = None,
     if cb.shape[0] == 0:
         return torch.zeros(*lead, g.nlat, g.nlon, dtype=rdt, device=coeffs.device)
     _check_size(cb.shape[0], b, g.nlat, g.nlon, rdt.itemsize, "isft")
+    grad = _tracked(cb)
     if be == "ducc0":
-        out = _DuccISFT.apply(cb, kind)
+        out = _DuccISFT.apply(cb, kind) if grad else torch.from_numpy(_ducc_synthesis(_np(cb), kind))
     else:
-        out = _TorchISFT.apply(cb, legendre_plan(kind, b, rdt, coeffs.device))
+        p = legendre_plan(kind, b, rdt, coeffs.device)
+        out = _TorchISFT.apply(cb, p) if grad else _synthesis_torch(cb, p)
     return out.reshape(*lead, g.nlat, g.nlon)
 
 

@@ -131,9 +131,10 @@ def delta_block(bandwidth: int, l: int) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False)
 class RotationPlan:
-    """Cached tables to rotate coefficients of bandwidth b: the quadrant of ``Delta^l`` split by
-    the parity of ``l + m' + m`` (even part acts on real parts, odd part on imaginary parts), in
-    degree chunks ``(l0, l1, even [l1-l0, l1, l1], odd [l1-l0, l1, l1])``."""
+    """Cached tables to rotate coefficients of bandwidth b: per degree the quadrant m', m >= 0 of
+    ``Delta^l = d^l(pi/2)``, split by the parity of l + m' + m — the even part acts on real parts,
+    the odd part on imaginary parts — in degree chunks ``(l0, l1, even [l1-l0, l1, l1], odd
+    [l1-l0, l1, l1])``, every degree padded with zeros to the chunk's last one."""
 
     bandwidth: int
     chunks: tuple[tuple[int, int, torch.Tensor, torch.Tensor], ...]
@@ -142,10 +143,16 @@ class RotationPlan:
         return sum(e.numel() * e.element_size() * 2 for _, _, e, _ in self.chunks)
 
 
+def _chunk_bounds(b: int) -> np.ndarray:
+    """Degree chunks of 8 (at most 16 chunks): every degree of a chunk is padded to its last one,
+    so narrow chunks waste little work; more chunks would cost more per-call overhead."""
+    n = 1 if b <= 8 else min(16, max(2, b // 8))
+    return np.unique(np.round(np.linspace(0, b, n + 1)).astype(int))
+
+
 @functools.lru_cache(maxsize=4)
 def _rotation_plan64(b: int) -> RotationPlan:
-    nchunks = max(1, min(8, b // 16))
-    bounds = np.unique(np.round(np.linspace(0, b, nchunks + 1)).astype(int))
+    bounds = _chunk_bounds(b)
     check_fits(2 * 8 * sum(int(l1 - l0) * int(l1) ** 2 for l0, l1 in zip(bounds[:-1], bounds[1:])),
                f"the rotation tables at bandwidth {b}")
     tabs = [(int(l0), int(l1), np.zeros((l1 - l0, l1, l1)), np.zeros((l1 - l0, l1, l1)))
@@ -162,8 +169,7 @@ def _rotation_plan64(b: int) -> RotationPlan:
 @functools.lru_cache(maxsize=8)
 def _rotation_plan_cast(b: int, dtype: str, device: str) -> RotationPlan:
     dt, dev = getattr(torch, dtype), torch.device(device)
-    p = _rotation_plan64(b)
-    return RotationPlan(b, tuple((l0, l1, e.to(dev, dt), o.to(dev, dt)) for l0, l1, e, o in p.chunks))
+    return RotationPlan(b, tuple((l0, l1, e.to(dev, dt), o.to(dev, dt)) for l0, l1, e, o in _rotation_plan64(b).chunks))
 
 
 def rotation_plan(bandwidth: int, dtype: torch.dtype = torch.float64,
@@ -206,18 +212,23 @@ def _broadcast_lead(a: torch.Tensor, R: torch.Tensor, name: str) -> torch.Size:
                          " do not broadcast") from None
 
 
-def _apply_half(plan: RotationPlan, X: torch.Tensor, transpose: bool) -> torch.Tensor:
-    """``Y_k = sum_{m>=0} Delta_{mk} (X_m + (-1)^(l+k+m) conj X_m)`` (or ``Delta_{km}``), the
-    action of ``Delta^T`` (``Delta``) on the m >= 0 half of a real signal's coefficients.
+def _phase(t: torch.Tensor, b: int, weight: bool, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[P, b]`` ``w_m cos(m t)`` and ``w_m sin(m t)`` for the pairs' angles ``t`` ``[P]``
+    (computed in float64, cast once), with ``w_m = 1`` (m = 0) or 2 (m > 0, for +m and -m
+    together) when ``weight``: multiplying by them is ``X_m <- w_m X_m exp(-i m t)``."""
+    mt = t.double()[:, None] * torch.arange(b, dtype=torch.float64, device=t.device)[None, :]
+    c, s = torch.cos(mt), torch.sin(mt)
+    if weight:
+        c[:, 1:] *= 2
+        s[:, 1:] *= 2
+    return c.to(dtype), s.to(dtype)
 
-    X: ``[b, b, 2, P]`` (l, m, re/im, pairs), already weighted by 1 (m = 0) or 2 (m > 0).
-    """
-    out = torch.zeros_like(X)
-    for l0, l1, ev, od in plan.chunks:
-        e, o = (ev.transpose(1, 2), od.transpose(1, 2)) if transpose else (ev, od)
-        out[l0:l1, :l1, 0] = e @ X[l0:l1, :l1, 0]
-        out[l0:l1, :l1, 1] = o @ X[l0:l1, :l1, 1]
-    return out
+
+def _turn(re: torch.Tensor, im: torch.Tensor, c: torch.Tensor, s: torch.Tensor, out_re: torch.Tensor,
+          out_im: torch.Tensor) -> None:
+    """``out = (re + i im)(c - i s)`` on real and imaginary planes (``c, s`` broadcast)."""
+    torch.mul(re, c, out=out_re).addcmul_(im, s)
+    torch.mul(im, c, out=out_im).addcmul_(re, s, value=-1)
 
 
 def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
@@ -228,28 +239,45 @@ def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     ``[*broadcast(S, N), b, b]``, the coefficients of ``f(R^-1 p)``.
 
     ``D = Z(alpha + pi/2) Delta Z(beta) Delta^T Z(gamma - pi/2)`` applied per degree on the m >= 0
-    half only (a real signal's other half is its mirror): two real matmuls of (l+1)^2 per degree
-    and step, a quarter of the work of the full complex (2l+1)^2 product.
+    half only (a real signal's other half is its mirror): the even part of Delta acts on real
+    parts, the odd part on imaginary parts (:class:`RotationPlan`), two real matmuls of (l+1)^2 per
+    degree and step, a quarter of the work of the full complex (2l+1)^2 product. Degrees are
+    independent, so the chain runs per degree chunk on real and imaginary planes ``[l, pairs, m]``
+    (m innermost, so every matmul reads unit-stride rows): phase, matmul, phase, matmul, and the
+    last phase written straight into the output. No D is formed.
     """
     b = check_coefficients(coeffs)
     check_rotation(R)
     lead = _broadcast_lead(coeffs, R, "coeffs")
-    check_fits(6 * math.prod(lead) * b * b * coeffs.element_size(), f"rotating {math.prod(lead)} signals at bandwidth {b}")
-    cdt, rdt = coeffs.dtype, coeffs.real.dtype
-    alpha, beta, gamma = _euler_zyz(R.double())
-    m = torch.arange(b, device=coeffs.device)
-    w = torch.where(m == 0, 1.0, 2.0).to(rdt)[:, None, None]  # +m and -m together
+    P = math.prod(lead)
+    check_fits(6 * P * b * b * coeffs.element_size(), f"rotating {P} signals at bandwidth {b}")
+    rdt, dev = coeffs.real.dtype, coeffs.device
+    alpha, beta, gamma = (t.expand(lead).reshape(P) for t in _euler_zyz(R.double()))
     half = math.pi / 2
-    c = torch.cat([coeffs[..., :1].real.to(cdt), coeffs[..., 1:]], dim=-1)  # Im f^0_l is ignored
-    F = (c * _phases(gamma - half, m, cdt)[..., None, :]).expand(*lead, b, b).reshape(-1, b, b)
-    plan = rotation_plan(b, rdt, coeffs.device)
-    X = (torch.view_as_real(F).permute(1, 2, 3, 0) * w).contiguous()  # [l, m, re/im, P]
-    G = torch.view_as_complex(_apply_half(plan, X, transpose=True).permute(0, 1, 3, 2).contiguous())
-    G = G * _phases(beta.expand(lead).reshape(-1), m, cdt).T  # [l, k, P] * e^{-ik beta}
-    H = _apply_half(plan, (torch.view_as_real(G).permute(0, 1, 3, 2) * w).contiguous(), transpose=False)
-    H = torch.view_as_complex(H.permute(3, 0, 1, 2).contiguous())  # [P, l, m']
-    H = H * _phases((alpha + half).expand(lead).reshape(-1), m, cdt)[:, None, :]
-    return H.reshape(*lead, b, b)
+    c1, s1 = _phase(gamma - half, b, True, rdt)
+    c1i = c1.clone()
+    c1i[:, 0] = 0  # Im f^0_l is ignored: it never enters
+    c2, s2 = _phase(beta, b, True, rdt)
+    c3, s3 = _phase(alpha + half, b, False, rdt)
+    # [*lead, l, m, 2], broadcast (not copied) across the pairs; the first phase step reads it
+    x = torch.view_as_real(coeffs.resolve_conj()).expand(*lead, b, b, 2)
+    nl = len(lead)
+    out = torch.empty(P, b, b, 2, dtype=rdt, device=dev)
+    for l0, l1, ev, od in rotation_plan(b, rdt, dev).chunks:
+        lc, k = l1 - l0, slice(0, l1)
+        xs = x[..., l0:l1, :l1, :].movedim(nl, 0)  # [lc, *lead, l1, 2]
+        re, im = torch.empty(lc, P, l1, dtype=rdt, device=dev), torch.empty(lc, P, l1, dtype=rdt, device=dev)
+        rv, iv = re.view(lc, *lead, l1), im.view(lc, *lead, l1)
+        cv, civ, sv = (t[:, k].view(*lead, l1) for t in (c1, c1i, s1))
+        torch.mul(xs[..., 0], cv, out=rv).addcmul_(xs[..., 1], sv)  # w X exp(-i m (gamma - pi/2))
+        torch.mul(xs[..., 1], civ, out=iv).addcmul_(xs[..., 0], sv, value=-1)
+        zr, zi = torch.bmm(re, ev), torch.bmm(im, od)  # Delta^T: Y_k = sum_m X_m Delta_mk
+        _turn(zr, zi, c2[:, k], s2[:, k], re, im)  # w exp(-i k beta)
+        zr, zi = torch.bmm(re, ev.transpose(1, 2)), torch.bmm(im, od.transpose(1, 2))  # Delta
+        out[:, l0:l1, l1:] = 0  # m beyond the chunk (in natural order: contiguous row tails)
+        o = out[:, l0:l1].permute(3, 1, 0, 2)  # [2, lc, P, m]: the output, as planes
+        _turn(zr, zi, c3[:, k], s3[:, k], o[0, :, :, :l1], o[1, :, :, :l1])  # exp(-i m' (alpha + pi/2))
+    return torch.view_as_complex(out).reshape(*lead, b, b)
 
 
 # --------------------------------------------------------------------------- the Lie algebra
