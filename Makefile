@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: sweep test bench peers fashion accuracy gpu asv-show asv-history asv-compare third-party trained clean
+.PHONY: docs sweep test bench peers fashion accuracy gpu asv-show asv-history asv-compare third-party trained clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ sweep: $(STAMP)
 ## the test suite (benchmarks are skipped; see `make bench`)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## the API reference from the docstrings (Sphinx, warnings are errors) -> docs/api/_build/index.html
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs/api docs/api/_build
 
 ## pytest-benchmark micro-benchmarks, saved and compared with the previous saved run
 bench: $(STAMP)

@@ -81,9 +81,10 @@ def test_bench_harness_wigner_D(benchmark, b):
         D = benchmark.pedantic(wigner.wigner_D, args=(b, R), rounds=1, iterations=1, warmup_rounds=0)
     else:
         D = benchmark(wigner.wigner_D, b, R)
-    assert D.shape == (ROTATIONS, b, 2 * b - 1, 2 * b - 1)
-    assert D.dtype == torch.complex128
-    del D
+    top = D[:, b - 1]  # the full (2b-1) x (2b-1) block of the top degree: unitary
+    eye = torch.eye(2 * b - 1, dtype=torch.complex128)
+    assert float((top @ top.conj().transpose(-1, -2) - eye).abs().max()) < 1e-10
+    del D, top
 
 
 @size
@@ -94,8 +95,11 @@ def test_bench_harness_per_call_construction(benchmark, b):
     benchmark.extra_info.update(library="harness", what="matrix_to_euler_zyz + phases + cached table",
                                 rotations=ROTATIONS)
     table, phases = benchmark(_per_call_construction, b, R)
-    assert table is _cached_table(b)
-    assert all(p.shape == (ROTATIONS, len(_orders(b))) for p in phases)
+    assert table is _cached_table(b)  # the call reused the table, built once
+    m = _orders(b)
+    for p in phases:  # exp(-i m t): unit modulus, and the m-th power of the m = 1 phase
+        assert torch.allclose(p.abs(), torch.ones_like(p.abs()))
+        assert torch.allclose(p, p[:, 1:2] ** m.to(p.dtype), atol=1e-9)
 
 
 # --------------------------------------------------------------------------- harness application
@@ -126,5 +130,5 @@ def test_bench_e3nn_wigner_D(benchmark, b):
     benchmark.group = f"rotation construction b={b}"
     benchmark.extra_info.update(library="e3nn", what="o3.wigner_D for all l < b", rotations=ROTATIONS)
     Ds = benchmark.pedantic(construct, rounds=3, iterations=1, warmup_rounds=1)
-    assert len(Ds) == b
-    assert Ds[-1].shape == (ROTATIONS, 2 * b - 1, 2 * b - 1)
+    top = Ds[-1]  # real orthogonal
+    assert len(Ds) == b and float((top @ top.transpose(-1, -2) - torch.eye(2 * b - 1)).abs().max()) < 1e-10

@@ -38,3 +38,11 @@ def test_config_reference_names_every_key():
     keys = {k for t in tables for k in t.keys} | set(MODEL_SPEC.keys) | {k for t in LAYER_TABLES.values() for k in t.keys}
     missing = sorted(k for k in keys if f"`{k}`" not in text and f"`[{k}]`" not in text)
     assert not missing, f"docs/config.md does not document {missing}"
+
+
+def test_api_reference_builds_without_warnings(tmp_path):
+    """``make docs``: Sphinx over the docstrings with warnings as errors."""
+    sphinx = pytest.importorskip("sphinx.cmd.build")
+    code = sphinx.build_main(["-W", "--keep-going", "-q", "-b", "html", str(ROOT / "docs" / "api"), str(tmp_path / "html")])
+    assert code == 0 and (tmp_path / "html" / "measure.html").is_file()
+    assert "equivariance_error" in (tmp_path / "html" / "measure.html").read_text()

@@ -1,6 +1,6 @@
 """The layers of a spherical CNN (Esteves et al. 2018), on grid signals ``[batch, channels, nlat, nlon]``.
 
-Math lives in plain functions on tensors; the ``nn.Module``s hold parameters and settings only.
+Math lives in plain functions on tensors; the modules (``nn.Module``) hold parameters and settings only.
 
 * :class:`SphericalConv`  SFT -> per-degree multiply by a zonal filter -> ISFT (exactly equivariant)
 * :class:`Pointwise`      the pointwise nonlinearity, optionally anti-aliased by oversampling

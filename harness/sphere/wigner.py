@@ -31,10 +31,10 @@ from .transforms import check_coefficients
 
 def wigner_d(bandwidth: int, beta: torch.Tensor | float) -> torch.Tensor:
     """Wigner small-d for all degrees, ``[..., b, 2b-1, 2b-1]`` float64:
-    ``d[..., l, m' + b - 1, m + b - 1] = d^l_{m'm}(beta)``, zero where max(|m|, |m'|) > l.
+    ``d[..., l, m' + b - 1, m + b - 1] = d^l_{m'm}(beta)``, zero where ``max(|m|, |m'|) > l``.
 
     Three-term recurrence in l (Kostelec & Rockmore 2008, eq. 4.5) from the closed form at
-    l = max(|m|, |m'|), with seeds in log space and running rescaling (no underflow near beta = 0
+    ``l = max(|m|, |m'|)``, with seeds in log space and running rescaling (no underflow near beta = 0
     or pi). O(b^3) per angle.
     """
     b = check_bandwidth(bandwidth)
