@@ -17,7 +17,8 @@ Libraries (``library`` column), all on the CPU, in one process:
 
 Timings: ``forward_ms`` / ``inverse_ms`` are the MEDIAN over ``--repeats`` calls of one batched
 transform (``--batch`` signals), after ``--warmup`` untimed calls that also build every table and
-cache; ``forward_best_ms`` / ``inverse_best_ms`` are the minimum. ``roundtrip_rel_err`` is
+cache; for one (dtype, b) the calls of the two libraries of each compared pair (``PAIRS``) are
+interleaved round-robin, so a drift of the machine's speed hits both alike; ``forward_best_ms`` / ``inverse_best_ms`` are the minimum. ``roundtrip_rel_err`` is
 ``max |sft(isft(c)) - c| / max |c|`` for random bandlimited coefficients ``c`` (m <= l, Im c_l0 = 0)
 in the library's own layout and on its own grid. ``table_MiB`` is the precomputed Legendre table
 memory serving both directions (harness-torch: ``legendre_plan(...).table_bytes()``, one table for
@@ -114,16 +115,26 @@ def to_ducc_packed(c: torch.Tensor) -> np.ndarray:
     return out
 
 
-def time_calls(fn, repeats: int, warmup: int) -> tuple[float, float]:
-    """(median, best) wall time in ms of ``fn()``."""
+# The libraries whose ratios the table reports, timed interleaved pair by pair: torch's OpenMP
+# workers spin for a while after torch ops and take cores from ducc0's threads, so interleaving a
+# torch library with a ducc0 one would charge the ducc0 call for the torch call before it.
+PAIRS = (("harness-torch", "torch-harmonics"), ("harness-ducc0", "ducc0-direct"))
+
+
+def time_round_robin(fns: dict, repeats: int, warmup: int) -> dict:
+    """``{name: (median, best)}`` wall time in ms of each ``fn()``, the calls interleaved (one of
+    each per round), so a drift of the machine's speed (other jobs, clocks) hits every library
+    alike and their ratios stay meaningful."""
     for _ in range(warmup):
-        fn()
-    ts = []
+        for fn in fns.values():
+            fn()
+    ts: dict = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ts), min(ts)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ts[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: (statistics.median(v), min(v)) for k, v in ts.items()}
 
 
 # --------------------------------------------------------------------------- one library each
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bandwidths", type=int, nargs="+", default=[32, 64, 128, 256])
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=10, help="timed calls per measurement (median reported)")
+    ap.add_argument("--repeats", type=int, default=30, help="timed calls per measurement (median reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
     ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
     ap.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES))
@@ -252,10 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         for dname in a.dtypes:
             for b in a.bandwidths:
-                for lib in libs:
-                    fwd, inv, err, table = setup(lib, b, DTYPES[dname], a.batch, a.threads)
-                    f_med, f_best = time_calls(fwd, a.repeats, a.warmup)
-                    i_med, i_best = time_calls(inv, a.repeats, a.warmup)
+                made = {lib: setup(lib, b, DTYPES[dname], a.batch, a.threads) for lib in libs}
+                t = {}
+                for pair in PAIRS:  # each compared pair interleaved, apart from the other pair
+                    group = [lib for lib in pair if lib in made]
+                    t.update(time_round_robin({(lib, d): made[lib][i] for lib in group
+                                               for i, d in enumerate(("fwd", "inv"))}, a.repeats, a.warmup))
+                for lib, (fwd, inv, err, table) in made.items():
+                    (f_med, f_best), (i_med, i_best) = t[lib, "fwd"], t[lib, "inv"]
                     rows.append(dict(library=lib, dtype=dname, b=b, batch=a.batch, forward_ms=f_med,
                                      inverse_ms=i_med, forward_best_ms=f_best, inverse_best_ms=i_best,
                                      repeats=a.repeats, roundtrip_rel_err=err,

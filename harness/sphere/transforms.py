@@ -211,32 +211,36 @@ def _analysis_torch(x: torch.Tensor, p: LegendrePlan, w: torch.Tensor) -> torch.
 
 
 def _synthesis_torch(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
-    """``[B, b, b]`` complex -> ``[B, nlat, nlon]`` real: ``sum_l f^0_l Y^0_l + 2 Re sum_{m>0} f^m_l Y^m_l``."""
+    """``[B, b, b]`` complex -> ``[B, nlat, nlon]`` real: ``sum_l f^0_l Y^0_l + 2 Re sum_{m>0} f^m_l Y^m_l``.
+
+    The matmuls (batched over m) give ``Y[m, ring, B re/im]``; one complex copy moves it into the
+    irfft's input ``[B, ring, m]`` (zero for m >= b). Of the layouts tried, that copy is the
+    cheapest in the interleaved timing of benchmarks/peers_sht.py.
+    """
     B, b, nN, (h0, h1), (s0, s1) = c.shape[0], p.bandwidth, p.n_north, p.paired, p.south
-    nf = p.nlon // 2 + 1  # irfft's input length: give it exactly that, so it does not pad
+    rdt = c.real.dtype
+    Y = torch.empty(b, p.nlat, 2 * B, dtype=rdt, device=c.device)  # [m, ring, B re/im]
     if p.dense is not None:
-        cm = torch.view_as_real(c.resolve_conj()).permute(2, 1, 0, 3).reshape(b, b, 2 * B)  # [m, l, 2B]
-        y = torch.bmm(p.dense.transpose(1, 2), cm)  # [m, nlat, 2B]
-        F = torch.empty(B, p.nlat, nf, 2, dtype=y.dtype, device=c.device)
-        F[:, :, b:] = 0
-        F[:, :, :b] = y.view(b, p.nlat, B, 2).permute(2, 1, 0, 3)
-        return torch.fft.irfft(torch.view_as_complex(F), n=p.nlon, dim=-1, norm="forward")
-    C = torch.view_as_real(c.resolve_conj()).permute(1, 2, 0, 3).reshape(b * b, 2 * B)
-    packed = C[p.slot]  # padding rows read (0, 0); their table rows are zero
-    rdt = packed.dtype
-    G = torch.empty(2 * b, nN, 2 * B, dtype=rdt, device=c.device)  # [q = 2m + parity, j, B re/im]
-    o = 0
-    for q0, q1, t in p.chunks:
-        n = t.shape[0] * t.shape[1]
-        torch.bmm(t.transpose(1, 2), packed[o : o + n].view(t.shape[0], t.shape[1], -1), out=G[q0:q1])
-        o += n
-    G = G.view(b, 2, nN, B, 2)
-    ge, go = G[:, 0], G[:, 1]
-    F = torch.empty(B, p.nlat, nf, 2, dtype=rdt, device=c.device)
-    F[:, :, b:] = 0
-    torch.add(ge, go, out=F[:, :nN, :b].permute(2, 1, 0, 3))
-    F[:, s0:s1, :b] = (ge[:, h0:h1] - go[:, h0:h1]).flip(1).permute(2, 1, 0, 3)
-    return torch.fft.irfft(torch.view_as_complex(F), n=p.nlon, dim=-1, norm="forward")
+        cm = torch.view_as_real(c.resolve_conj().permute(2, 1, 0).contiguous()).view(b, b, 2 * B)  # [m, l, 2B]
+        torch.bmm(p.dense.transpose(1, 2), cm, out=Y)
+    else:
+        C = torch.view_as_real(c.resolve_conj().permute(1, 2, 0).contiguous()).view(b * b, 2 * B)  # [l, m, 2B]
+        packed = C[p.slot]  # padding rows read (0, 0); their table rows are zero
+        G = torch.empty(2 * b, nN, 2 * B, dtype=rdt, device=c.device)  # [q = 2m + parity, j, B re/im]
+        o = 0
+        for q0, q1, t in p.chunks:
+            n = t.shape[0] * t.shape[1]
+            torch.bmm(t.transpose(1, 2), packed[o : o + n].view(t.shape[0], t.shape[1], -1), out=G[q0:q1])
+            o += n
+        G = G.view(b, 2, nN, 2 * B)
+        ge, go = G[:, 0], G[:, 1]
+        torch.add(ge, go, out=Y[:, :nN])
+        Y[:, s0:s1] = (ge[:, h0:h1] - go[:, h0:h1]).flip(1)  # mirror rows: Pbar(-t) = (-1)^(l+m) Pbar(t)
+    nf = p.nlon // 2 + 1  # irfft's input length: give it exactly that, so it does not pad
+    F = torch.empty(B, p.nlat, nf, dtype=c.dtype, device=c.device)
+    F[..., b:] = 0
+    F[..., :b] = torch.view_as_complex(Y.view(b, p.nlat, B, 2)).permute(2, 1, 0)
+    return torch.fft.irfft(F, n=p.nlon, dim=-1, norm="forward")
 
 
 def _m_weights(b: int, mpos: float, like: torch.Tensor) -> torch.Tensor:
