@@ -34,6 +34,18 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def check_activation(layer: str, activation: object) -> tuple[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """``(name, function)`` for an activation given by name (:data:`ACTIVATIONS`) or as a callable."""
+    if isinstance(activation, str):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"{layer}: unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}"
+                             " (or pass a callable)")
+        return activation, ACTIVATIONS[activation]
+    if callable(activation):
+        return getattr(activation, "__name__", "callable"), activation
+    raise TypeError(f"{layer}: activation must be a name or a callable, got {type(activation).__name__}")
+
+
 # --------------------------------------------------------------------------- plain functions
 def conv_constants(bandwidth: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     """``[b]`` ``2 pi sqrt(4 pi / (2l + 1))``: ``(f * h)^m_l = c_l f^m_l h^0_l`` for the group
@@ -78,9 +90,10 @@ def pointwise(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], over
     the bandlimit); s > 1 evaluates x on the grid of bandwidth ceil(s b), applies sigma there,
     transforms on that grid and keeps degrees < b, returned on x's own grid.
 
-    Without autograd the maps go through the fine grid in groups whose fine-grid signal is at
-    most half the input's size, so the peak memory stays a small multiple of the input (the
-    fine grid is s^2 times larger; with autograd every intermediate is kept for backward anyway).
+    Without autograd the maps go through the fine grid in groups whose fine-grid signal is half
+    the input's size (or 32 MiB, if more), so the peak memory of a large input stays a small
+    multiple of it (the fine grid is s^2 times larger; with autograd every intermediate is kept
+    for backward anyway).
     """
     b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
     if oversampling == 1.0 and fine_kind == kind:
@@ -89,13 +102,18 @@ def pointwise(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], over
     xb = x.reshape(-1, *x.shape[-2:])
     n = xb.shape[0]
     fine_per_map = grid_shape(fine_kind, bf)[0] * grid_shape(fine_kind, bf)[1]
-    group = max(1, (x.shape[-2] * x.shape[-1] * n) // (2 * fine_per_map))
+    # groups whose fine-grid signal is half the input, but at least _GROUP_MIN_ELEMENTS (below
+    # that the per-call overhead of small transforms costs more time than the memory saves)
+    group = max(1, max(x.shape[-2] * x.shape[-1] * n // 2, _GROUP_MIN_ELEMENTS) // fine_per_map)
     if group >= n or (torch.is_grad_enabled() and xb.requires_grad) or _traced(xb):
         return _pointwise_fine(x, act, b, bf, kind, fine_kind, backend)
     out = torch.empty_like(xb)
     for i in range(0, n, group):
         out[i : i + group] = _pointwise_fine(xb[i : i + group], act, b, bf, kind, fine_kind, backend)
     return out.view(x.shape)
+
+
+_GROUP_MIN_ELEMENTS = 1 << 22  # 32 MiB of float64 fine-grid samples
 
 
 def _traced(t: torch.Tensor) -> bool:
@@ -174,15 +192,7 @@ class Pointwise(nn.Module):
                  oversampling: float = 1.0, kind: str = "dh", fine_kind: str | None = None,
                  backend: str | None = None) -> None:
         super().__init__()
-        if isinstance(activation, str):
-            if activation not in ACTIVATIONS:
-                raise ValueError(f"Pointwise: unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}"
-                                 " (or pass a callable)")
-            self.activation_name, self.act = activation, ACTIVATIONS[activation]
-        elif callable(activation):
-            self.activation_name, self.act = getattr(activation, "__name__", "callable"), activation
-        else:
-            raise TypeError(f"Pointwise: activation must be a name or a callable, got {type(activation).__name__}")
+        self.activation_name, self.act = check_activation("Pointwise", activation)
         if isinstance(oversampling, bool) or not isinstance(oversampling, (int, float)) or not 1 <= oversampling < math.inf:
             raise ValueError(f"Pointwise: oversampling must be a finite number >= 1, got {oversampling!r}")
         self.oversampling = float(oversampling)
