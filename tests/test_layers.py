@@ -214,9 +214,9 @@ class TestBadInput:
         with pytest.raises(ValueError, match=r"layers\[1\]\.oversampling: expected a finite number >= 1, got 0"):
             harness.build_model({**base, "layers": [{"type": "conv", "out_channels": 2},
                                                     {"type": "pointwise", "oversampling": 0}]})
-        with pytest.raises(ValueError, match=r"needs a 'descriptor' before it"):
+        with pytest.raises(ValueError, match=r"needs a 'descriptor' or 'integrate' before it"):
             harness.build_model({**base, "layers": [{"type": "linear", "out_features": 3}]})
-        with pytest.raises(ValueError, match=r"model: expected a preset name, one of \['esteves_mnist'\], got 'resnet'"):
+        with pytest.raises(ValueError, match=r"model: expected a preset name, one of \['cohen_mnist', 'esteves_mnist'\], got 'resnet'"):
             harness.build_model("resnet")
         with pytest.raises(ValueError, match=r"bandwidth: required \(an integer >= 1\), missing"):
             harness.build_model({"in_channels": 1, "layers": [{"type": "descriptor"}]})

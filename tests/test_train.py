@@ -71,7 +71,7 @@ class TestConfigValidation:
             " south pole), got 8": {"data": {"bandwidth": 8}},
             "axes.settings: expected a list of at least 1 of one of ['NR/NR', 'NR/R', 'R/R'], got [] (list)":
                 {"axes": {"settings": []}},
-            "model.preset: expected one of ['esteves_mnist'], got 'resnet'": {"model": {"preset": "resnet"}},
+            "model.preset: expected one of ['cohen_mnist', 'esteves_mnist'], got 'resnet'": {"model": {"preset": "resnet"}},
         }
         for message, bad in cases.items():
             with pytest.raises(ConfigError) as e:

@@ -210,8 +210,8 @@ def release_memory() -> None:
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.is_complex():
-        a, b = torch.view_as_real(a), torch.view_as_real(b)
+    if a.is_complex():  # (a conjugate view holds the same bits as its resolved copy)
+        a, b = torch.view_as_real(a.resolve_conj()), torch.view_as_real(b.resolve_conj())
     if a.is_floating_point():
         ints = {8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.int8}[a.element_size()]
         return torch.equal(a.contiguous().view(ints), b.contiguous().view(ints))

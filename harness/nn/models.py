@@ -6,7 +6,7 @@ A spec is a mapping (a dict, or a TOML document read with ``tomllib``)::
     bandwidth = 30
     kind = "dh"                  # optional, default "dh"
     [[layers]]
-    type = "conv"                # conv | pointwise | pool | descriptor | batchnorm | linear
+    type = "conv"                # conv | pointwise | pool | descriptor | batchnorm | linear (and SO(3): below)
     out_channels = 16
     filter_params = 8            # optional
     [[layers]]
@@ -15,6 +15,12 @@ A spec is a mapping (a dict, or a TOML document read with ``tomllib``)::
     oversampling = 1.5
 
 or a bare list of layer tables together with ``in_channels=``, ``bandwidth=`` keywords.
+
+Cohen et al.'s SO(3) family: ``s2_so3_conv`` lifts the S^2 signal to SO(3) (keys ``out_channels``,
+``bandwidth`` = its output bandwidth, the kernel grid ``max_beta``, ``n_beta``, ``n_alpha``);
+then ``so3_conv`` (also ``max_gamma``, ``n_gamma``), and ``pointwise``, ``pool``, ``descriptor``
+act on SO(3) grids; ``integrate`` is the mean over SO(3) (an invariant, as ``descriptor``).
+
 Every key is validated before anything is built; errors name the layer, the key and the allowed
 values. Channels and bandwidth are threaded through the layers.
 """
@@ -33,10 +39,13 @@ from ..sphere.grids import GRID_KINDS
 from ..sphere.transforms import BACKENDS
 from ..util.schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
 from .layers import ACTIVATIONS, InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
+from .so3_layers import (DEFAULT_MAX_BETA, S2ToSO3Conv, SO3Conv, SO3Descriptor, SO3Integrate, SO3Pointwise,
+                         SO3Pool)
 
 def _layer_tables() -> dict[str, Table]:
     """The keys of each layer type (``type`` itself is checked first)."""
     t = {"type": (Str(), REQUIRED)}
+    kernel = {"max_beta": (Number(0.0), DEFAULT_MAX_BETA), "n_beta": (Int(1), 3), "n_alpha": (Int(1), 8)}
     return {
         "conv": Table({**t, "out_channels": (Int(1), REQUIRED), "filter_params": (Optional(Int(1)), None),
                        "bias": (Bool(), True)}),
@@ -44,6 +53,12 @@ def _layer_tables() -> dict[str, Table]:
                             "fine_kind": (Optional(Choice(GRID_KINDS)), None)}, renamed={"kind": "fine_kind"}),
         "pool": Table({**t, "bandwidth": (Optional(Int(1)), None)}),
         "descriptor": Table(t),
+        "s2_so3_conv": Table({**t, "out_channels": (Int(1), REQUIRED), "bandwidth": (Optional(Int(1)), None),
+                              **kernel, "bias": (Bool(), True)}),
+        "so3_conv": Table({**t, "out_channels": (Int(1), REQUIRED), "bandwidth": (Optional(Int(1)), None),
+                           **kernel, "max_gamma": (Number(0.0), DEFAULT_MAX_BETA), "n_gamma": (Int(1), 3),
+                           "bias": (Bool(), True)}),
+        "integrate": Table(t),  # mean over SO(3), per channel
         "linear": Table({**t, "out_features": (Int(1), REQUIRED), "bias": (Bool(), True)}),
         "batchnorm": Table(t),  # BatchNorm1d over the (invariant) descriptor features
     }
@@ -72,23 +87,36 @@ MODEL_SPEC = Table({
 
 
 def _check_chain(spec: dict[str, Any], problems: list[str]) -> None:
-    """What a single key cannot say: the order of layers and the bandwidth reaching each one."""
-    b, flat = spec["bandwidth"], False
+    """What a single key cannot say: the order of layers, the domain (S^2, SO(3), invariant
+    features) and the bandwidth reaching each one."""
+    b, domain = spec["bandwidth"], "s2"
     for i, L in enumerate(spec["layers"]):
         where, t = f"layers[{i}]", L["type"]
-        if t in ("conv", "pointwise", "pool", "descriptor") and flat:
-            problems.append(f"{where}: a {t!r} layer cannot follow a descriptor or linear layer")
-        if t in ("linear", "batchnorm") and not flat:
-            problems.append(f"{where}: a {t!r} layer needs a 'descriptor' before it (grid signals are not invariant)")
+        if t in ("conv", "pointwise", "pool", "descriptor", "s2_so3_conv", "so3_conv", "integrate") and domain == "flat":
+            problems.append(f"{where}: a {t!r} layer cannot follow a descriptor, integrate or linear layer")
+        elif t in ("conv", "s2_so3_conv") and domain == "so3":
+            problems.append(f"{where}: a {t!r} layer works on S^2 signals, but an s2_so3_conv before it made them"
+                            " SO(3) signals (use 'so3_conv')")
+        elif t in ("so3_conv", "integrate") and domain == "s2":
+            problems.append(f"{where}: a {t!r} layer works on SO(3) signals; put an 's2_so3_conv' before it")
+        if t in ("linear", "batchnorm") and domain != "flat":
+            problems.append(f"{where}: a {t!r} layer needs a 'descriptor' or 'integrate' before it (grid signals are"
+                            " not invariant)")
         if t == "conv" and L["filter_params"] is not None and L["filter_params"] > b:
             problems.append(f"{where}.filter_params: expected at most the bandwidth {b} reaching this layer,"
                             f" got {L['filter_params']}")
+        if t == "pointwise" and domain == "so3" and L["fine_kind"] is not None:
+            problems.append(f"{where}.fine_kind: SO(3) signals have one grid (SOFT); got {L['fine_kind']!r}")
         if t == "pool":
             bo = L["bandwidth"] if L["bandwidth"] is not None else max(1, b // 2)
             if bo > b:
                 problems.append(f"{where}.bandwidth: expected at most the bandwidth {b} reaching this layer, got {bo}")
             b = min(bo, b)
-        flat = flat or t == "descriptor"
+        if t in ("s2_so3_conv", "so3_conv"):
+            b = L["bandwidth"] if L["bandwidth"] is not None else b
+            domain = "so3" if domain != "flat" else domain
+        if t in ("descriptor", "integrate"):
+            domain = "flat"
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -110,6 +138,22 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"type": "pointwise", "activation": "relu"},
             {"type": "descriptor"},
             {"type": "batchnorm"},
+            {"type": "linear", "out_features": 10},
+        ],
+    },
+    # Cohen et al. (2018)'s spherical MNIST network: S^2 correlation -> ReLU -> SO(3) correlation ->
+    # ReLU -> integration over SO(3) -> linear; bandwidths 30 (input), 10, 6; channels 20, 40, 10;
+    # localized filters on 24 (S^2) and 72 (SO(3)) near-identity points: 58,550 parameters.
+    "cohen_mnist": {
+        "in_channels": 1,
+        "bandwidth": 30,
+        "kind": "soft",
+        "layers": [
+            {"type": "s2_so3_conv", "out_channels": 20, "bandwidth": 10},
+            {"type": "pointwise", "activation": "relu"},
+            {"type": "so3_conv", "out_channels": 40, "bandwidth": 6},
+            {"type": "pointwise", "activation": "relu"},
+            {"type": "integrate"},
             {"type": "linear", "out_features": 10},
         ],
     },
@@ -153,7 +197,9 @@ class SphericalModel(nn.Module):
         model's kind (pools change the bandwidth), then invariants from the descriptor on."""
         out, f = [], self.input_field()
         for name, layer in zip(self.names, self.layers):
-            if isinstance(layer, SpectralPool):
+            if hasattr(layer, "output_field"):  # the SO(3) layers say it themselves
+                g = layer.output_field(f)
+            elif isinstance(layer, SpectralPool):
                 g = S2Grid(f.kind, layer.output_bandwidth(f.bandwidth))
             elif isinstance(layer, (InvariantDescriptor, nn.Linear, nn.BatchNorm1d)):
                 g = Invariant()
@@ -190,7 +236,7 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
     s = normalize_spec(spec, **top)
     c, b, kind, be = s["in_channels"], s["bandwidth"], s["kind"], s["backend"]
     names, layers, counts = [], [], {}
-    features = None
+    features, so3 = None, False
     for i, L in enumerate(s["layers"]):
         t = L["type"]
         counts[t] = counts.get(t, 0) + 1
@@ -198,15 +244,28 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
         if t == "conv":
             layers.append(SphericalConv(c, L["out_channels"], b, kind, L["filter_params"], L["bias"], be))
             c = L["out_channels"]
+        elif t in ("s2_so3_conv", "so3_conv"):
+            bo = L["bandwidth"] if L["bandwidth"] is not None else b
+            grid_args = {k: L[k] for k in ("max_beta", "n_beta", "n_alpha")}
+            if t == "s2_so3_conv":
+                layers.append(S2ToSO3Conv(c, L["out_channels"], b, bo, kind, **grid_args, bias=L["bias"]))
+            else:
+                layers.append(SO3Conv(c, L["out_channels"], b, bo, **grid_args, max_gamma=L["max_gamma"],
+                                      n_gamma=L["n_gamma"], bias=L["bias"]))
+            c, b, so3 = L["out_channels"], bo, True
         elif t == "pointwise":
-            layers.append(Pointwise(L["activation"], L["oversampling"], kind, L["fine_kind"], be))
+            layers.append(SO3Pointwise(L["activation"], L["oversampling"]) if so3 else
+                          Pointwise(L["activation"], L["oversampling"], kind, L["fine_kind"], be))
         elif t == "pool":
             bo = L["bandwidth"] if L["bandwidth"] is not None else max(1, b // 2)
-            layers.append(SpectralPool(bo, kind, be))
+            layers.append(SO3Pool(bo) if so3 else SpectralPool(bo, kind, be))
             b = bo
         elif t == "descriptor":
-            layers.append(InvariantDescriptor(kind, be, flatten=True))
+            layers.append(SO3Descriptor(flatten=True) if so3 else InvariantDescriptor(kind, be, flatten=True))
             features = c * b
+        elif t == "integrate":
+            layers.append(SO3Integrate())
+            features = c
         elif t == "batchnorm":
             layers.append(nn.BatchNorm1d(features))
         else:  # linear

@@ -30,6 +30,8 @@ import torch
 from ..util.schema import Int, Number, check_arg, check_float_dtype
 from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
 from .so3 import check_rotation
+from .so3_transforms import (random_so3_coefficients, so3_degree_norms, so3_fft, so3_grid_shape, so3_ifft, so3_lie_action,
+                             so3_rotate_coefficients)
 from .transforms import degree_norms, isft, sft
 from .wigner import lie_algebra_action, rotate_coefficients, wigner_D
 
@@ -419,17 +421,98 @@ class Invariant(Field):
         return torch.randn(check_arg(Int(0), n, "n"), 1 if channels is None else check_arg(Int(1), channels, "channels"), generator=gen, dtype=torch.float64).to(dtype)
 
 
-FIELD_TYPES = ("S2Grid", "S2Coeffs", "Irreps", "Invariant")
+# --------------------------------------------------------------------------- signals on SO(3)
+class SO3Grid(Field):
+    """Real samples ``[batch, ..., 2b, 2b, 2b]`` (beta, alpha, gamma) on the SOFT grid of SO(3)
+    (docs/conventions.md), as Cohen et al.'s layers pass them. Rotated by left translation
+    ``(R.f)(g) = f(R^-1 g)``, exactly through its coefficients (``f^l -> D^l(R) f^l``); compared in
+    the bandwidth-b coefficients; norm: L2(SO(3)) with ``dg`` of total mass 8 pi^2."""
+
+    sampled = True
+
+    def __init__(self, bandwidth: int) -> None:
+        self._b = check_bandwidth(bandwidth)
+
+    def __repr__(self) -> str:
+        return f"SO3Grid({self._b})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SO3Grid) and self._b == other._b
+
+    def __hash__(self) -> int:
+        return hash(("SO3Grid", self._b))
+
+    @property
+    def bandwidth(self) -> int:
+        return self._b
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return so3_grid_shape(self._b)
+
+    def matches(self, t: torch.Tensor) -> bool:
+        return (isinstance(t, torch.Tensor) and t.dim() >= 4 and t.dtype in (torch.float32, torch.float64)
+                and tuple(t.shape[-3:]) == self.shape)
+
+    def check(self, t: object, where: str) -> None:
+        t = _check_tensor(t, where)
+        if t.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{where}: expected real float32/float64 samples of {self}, got dtype {t.dtype}")
+        if t.dim() < 4 or tuple(t.shape[-3:]) != self.shape:
+            s = self.shape[0]
+            raise ValueError(f"{where}: expected [batch, ..., {s}, {s}, {s}] samples (beta, alpha, gamma) of {self},"
+                             f" got shape {tuple(t.shape)}")
+
+    def coefficients(self, t: torch.Tensor) -> torch.Tensor:
+        return so3_fft(t)
+
+    def from_coefficients(self, c: torch.Tensor) -> torch.Tensor:
+        return so3_ifft(c)
+
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        return so3_rotate_coefficients(c, R)
+
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
+        return so3_lie_action(c, omega)
+
+    def norm2(self, c: torch.Tensor) -> torch.Tensor:
+        l = torch.arange(self._b, dtype=torch.float64, device=c.device)
+        n2 = so3_degree_norms(c).double().square() * (8 * math.pi ** 2 / (2 * l + 1))
+        return _flat(n2).sum(-1)
+
+    def samples(self, c: torch.Tensor) -> torch.Tensor:
+        return _flat(so3_ifft(c))
+
+    def out_of_band(self, t: torch.Tensor) -> torch.Tensor:
+        """``||t - ifft(fft(t))||^2 / ||t||^2`` over each sample's grid values; 0 for a band-limited one."""
+        r = _flat(t - so3_ifft(so3_fft(t))).double().square().sum(-1)
+        tot = _flat(t).double().square().sum(-1)
+        return torch.where(tot > 0, r / tot.clamp_min(1e-300), torch.zeros_like(r))
+
+    def project(self, t: torch.Tensor) -> torch.Tensor:
+        return so3_ifft(so3_fft(t))
+
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        check_float_dtype(dtype)
+        n = check_arg(Int(0), n, "n")
+        c = random_so3_coefficients(n, 1 if channels is None else check_arg(Int(1), channels, "channels"), self._b,
+                                    check_arg(Number(0.0), decay, "decay"), check_arg(Int(0), seed, "seed"))
+        return so3_ifft(c if channels is not None else c[:, 0]).to(dtype)
+
+
+FIELD_TYPES = ("S2Grid", "S2Coeffs", "SO3Grid", "Irreps", "Invariant")
 
 
 def field_from_table(table: dict, defaults: dict | None = None, where: str = "field") -> Field:
     """A Field from a plain table (TOML): ``{field = "S2Grid", kind = "dh", bandwidth = 16,
-    frame = "harness"}``, ``{field = "S2Coeffs", bandwidth = 16}``, ``{field = "Irreps", irreps =
-    "0e+1o"}``, ``{field = "Invariant"}``. Missing ``kind`` / ``bandwidth`` are taken from
+    frame = "harness"}``, ``{field = "S2Coeffs", bandwidth = 16}``, ``{field = "SO3Grid",
+    bandwidth = 10}``, ``{field = "Irreps", irreps = "0e+1o"}``, ``{field = "Invariant"}``. Missing ``kind`` / ``bandwidth`` are taken from
     ``defaults`` (a sweep cell's axes)."""
     if not isinstance(table, dict) or table.get("field") not in FIELD_TYPES:
         raise ValueError(f"{where}: expected a table with field = one of {list(FIELD_TYPES)}, got {table!r}")
-    allowed = {"S2Grid": {"kind", "bandwidth", "frame"}, "S2Coeffs": {"bandwidth"}, "Irreps": {"irreps"},
+    allowed = {"S2Grid": {"kind", "bandwidth", "frame"}, "S2Coeffs": {"bandwidth"}, "SO3Grid": {"bandwidth"},
+               "Irreps": {"irreps"},
                "Invariant": set()}[table["field"]]
     unknown = set(table) - allowed - {"field"}
     if unknown:
@@ -439,7 +522,8 @@ def field_from_table(table: dict, defaults: dict | None = None, where: str = "fi
     if missing:
         raise ValueError(f"{where}: a {table['field']} needs {missing} (in the table or as axes)")
     args = {k: v for k, v in merged.items() if k != "field"}
-    return {"S2Grid": S2Grid, "S2Coeffs": S2Coeffs, "Irreps": Irreps, "Invariant": Invariant}[table["field"]](**args)
+    return {"S2Grid": S2Grid, "S2Coeffs": S2Coeffs, "SO3Grid": SO3Grid, "Irreps": Irreps,
+            "Invariant": Invariant}[table["field"]](**args)
 
 
 def as_field(spec: "Field | str", like: torch.Tensor | None = None, where: str = "input") -> Field:
@@ -455,5 +539,5 @@ def as_field(spec: "Field | str", like: torch.Tensor | None = None, where: str =
                      f" kind, got {spec!r}")
 
 
-__all__ = ["Field", "S2Grid", "S2Coeffs", "Irreps", "Invariant", "FRAMES", "FIELD_TYPES", "as_field",
+__all__ = ["Field", "S2Grid", "S2Coeffs", "SO3Grid", "Irreps", "Invariant", "FRAMES", "FIELD_TYPES", "as_field",
            "field_from_table", "random_coefficients"]
