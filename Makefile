@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: docs sweep test bench peers fashion accuracy gpu asv-show asv-history asv-compare third-party trained clean
+.PHONY: docs sweep test bench peers fashion accuracy cohen2018 gpu asv-show asv-history asv-compare third-party trained clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -o addopts="" --benchmark-only --benchmark-autosave --benchmark-compare || \
 	$(BIN)/python -m pytest -q -o addopts="" --benchmark-only --benchmark-autosave
+
+## Cohen et al. (2018) section 5.1 reproduced: results/cohen2018 and its figure (resumable; ~25 min on 2 cores)
+cohen2018: $(STAMP)
+	$(BIN)/python -m harness sweep experiments/cohen2018.toml
+	$(BIN)/python -m harness plot results/cohen2018
 
 ## side-by-side timing against torch-harmonics and ducc0 (installs the peers extra)
 peers: $(STAMP)

@@ -67,7 +67,11 @@ import sys
 import time
 from pathlib import Path
 
-LAYERS = ("conv", "pointwise_s1", "pointwise_s2", "pool", "descriptor", "esteves_mnist")
+LAYERS = ("conv", "pointwise_s1", "pointwise_s2", "pool", "descriptor", "esteves_mnist",
+          "s2_so3_conv", "so3_conv", "cohen_mnist")
+# Cohen et al.'s layers at the cohen_mnist preset's sizes when b is the preset's: S^2 (b) -> SO(3)
+# (b // 3), 1 -> 20 channels (30 -> 10); SO(3) b -> round(0.6 b), 20 -> 40 channels (10 -> 6).
+SO3_INPUT = {"so3_conv"}
 DIRECTIONS = ("forward", "forward+backward")
 CHANNELS = 16
 COLUMNS = ["layer", "b", "batch", "direction", "median_ms", "best_ms", "cpu_ms", "repeats", "peak_mib",
@@ -102,13 +106,21 @@ def make_layer(name: str, b: int, backend: str | None):
         return harness.InvariantDescriptor(backend=backend), CHANNELS
     if name == "esteves_mnist":
         return harness.build_model("esteves_mnist", bandwidth=b, backend=backend), 1
+    if name == "s2_so3_conv":
+        return harness.S2ToSO3Conv(1, 20, b, max(1, b // 3), kind="soft"), 1
+    if name == "so3_conv":
+        return harness.SO3Conv(20, 40, b, max(1, round(0.6 * b))), 20
+    if name == "cohen_mnist":
+        return harness.build_model("cohen_mnist", bandwidth=b), 1
     raise ValueError(f"unknown layer {name!r}; known: {LAYERS}")
 
 
 def output_shape(name: str, b: int, batch: int) -> tuple[int, ...]:
     """Known without calling the module (a call would build the tables)."""
+    bs, bo = max(1, b // 3), max(1, round(0.6 * b))
     return {"pool": (batch, CHANNELS, b // 2 * 2, b // 2 * 2), "descriptor": (batch, CHANNELS, b),
-            "esteves_mnist": (batch, 10)}.get(name, (batch, CHANNELS, 2 * b, 2 * b))
+            "esteves_mnist": (batch, 10), "cohen_mnist": (batch, 10), "s2_so3_conv": (batch, 20, *(3 * [2 * bs])),
+            "so3_conv": (batch, 40, *(3 * [2 * bo]))}.get(name, (batch, CHANNELS, 2 * b, 2 * b))
 
 
 def worker(layer: str, b: int, direction: str, batch: int, threads: int, repeats: int,
@@ -122,7 +134,8 @@ def worker(layer: str, b: int, direction: str, batch: int, threads: int, repeats
     backward = direction == "forward+backward"
 
     def inputs(n: int):
-        x = torch.randn(n, cin, 2 * b, 2 * b, generator=gen, requires_grad=backward)
+        grid = (2 * b,) * (3 if layer in SO3_INPUT else 2)
+        x = torch.randn(n, cin, *grid, generator=gen, requires_grad=backward)
         return x, (torch.randn(output_shape(layer, b, n), generator=gen) if backward else None)
 
     def reset(x):

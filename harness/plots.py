@@ -228,7 +228,40 @@ def lie_vs_error(df: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
+def cohen_delta_vs_depth(df: pd.DataFrame) -> plt.Figure:
+    """Cohen et al. (2018)'s Figure 3 layout: Delta (their metric, mean over the (input, rotation)
+    pairs) after each correlation of the stack, per bandwidth, with and without ReLU, one panel
+    per dtype; Haar rotations solid, the grid-aligned z rotations (the instrument's baseline) dashed."""
+    d = df[df["layer_type"].isin(["S2ToSO3Conv", "SO3Conv"])].copy()
+    d["correlations"] = d.groupby("cell_id")["layer_index"].rank(method="dense").astype(int)
+    g = (d.groupby(["dtype", "rotations", "activation", "bandwidth", "correlations"], as_index=False)
+         .agg(delta=("cohen_delta", "mean"), pairs=("cohen_delta", "size")))
+    g["stack"] = g["activation"].map({"identity": "linear", "relu": "ReLU after each"}).fillna(g["activation"])
+    g["rotation set"] = g["rotations"].map({"haar": "Haar", "grid_z": "grid-aligned z"})
+    g["b"] = g["bandwidth"].map(lambda v: f"b = {v}")
+    dtypes = sorted(g["dtype"].unique())
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(5.2 * len(dtypes), 4.2), sharey=True, squeeze=False)
+    for ax, dt in zip(axes[0], dtypes):
+        sns.lineplot(data=g[g["dtype"] == dt], x="correlations", y="delta", hue="b", style="rotation set",
+                     style_order=["Haar", "grid-aligned z"], size="stack",
+                     sizes={"linear": 1.2, "ReLU after each": 2.8}, markers=True, palette="viridis", ax=ax,
+                     legend=ax is axes[0][-1])
+        ax.set_yscale("log")
+        ax.set_xticks(sorted(g["correlations"].unique()))
+        ax.set_title(dt)
+        ax.set_xlabel("correlations so far")
+        ax.set_ylabel("Δ = mean std(R·Φ(f) − Φ(R·f)) / std(Φ(f))")
+    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1))
+    n = int(g["pairs"].min())
+    fig.suptitle(f"Cohen et al. 2018 §5.1: Δ after each correlation (S² → SO(3), then SO(3) → SO(3)),"
+                 f" K = {int(df['channels'].iloc[0])} channels; mean over {n} (input, rotation) pairs")
+    fig.tight_layout()
+    return fig
+
+
 ACCURACY_FIGURES = {"accuracy_vs_oversampling": accuracy_vs_oversampling, "training_cost": training_cost}
+#: Sweeps with a ``rotations`` axis (Cohen et al.'s protocol, experiments/cohen2018.toml).
+COHEN_FIGURES = {"cohen_delta_vs_depth": cohen_delta_vs_depth}
 
 FIGURES = {
     "error_vs_bandwidth": error_vs_bandwidth,
@@ -248,7 +281,7 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     sns.set_theme(style="whitegrid", context="notebook")
-    figures = ACCURACY_FIGURES if "accuracy" in df.columns else FIGURES
+    figures = ACCURACY_FIGURES if "accuracy" in df.columns else COHEN_FIGURES if "rotations" in df.columns else FIGURES
     steps = root / "step_time.csv"
     for name, fn in figures.items():
         fig = fn(df, pd.read_csv(steps)) if name == "training_cost" and steps.is_file() else fn(df)

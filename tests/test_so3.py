@@ -331,3 +331,67 @@ def test_layer_input_checks():
         SO3Conv(2, 3, 4, 4, n_alpha=0)
     with pytest.raises(ValueError, match="expected input"):
         S2ToSO3Conv(1, 3, 4, 4)(torch.zeros(1, 2, 8, 8))
+
+
+# --------------------------------------------------------------------------- measuring SO(3) models
+def _stack(bandwidth: int, depth: int, channels: int, activation: str) -> torch.nn.Module:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "cohen2018.py"
+    spec = importlib.util.spec_from_file_location("cohen2018_factory", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.stack(bandwidth, depth, channels, activation)
+
+
+def _cohen_cfg(rotations: str, activation: str) -> dict:
+    return {"name": "t", "axes": {"bandwidth": [4], "depth": [2], "channels": [2], "activation": [activation],
+                                  "kind": ["soft"], "rotations": [rotations]},
+            "run": {"n_inputs": 3, "n_rotations": 3, "paired": True, "modes": ["cumulative"], "timing_repeats": 1},
+            "model": {"input": {"field": "S2Grid", "kind": "soft"}, "in_channels": 2}}
+
+
+def test_cohen_stack_is_exact_on_grid_aligned_rotations_and_aliases_on_haar():
+    from harness.runs.sweeps import cells, load_config, run_cell
+
+    grid = run_cell(cells(load_config(_cohen_cfg("grid_z", "relu"), model_factory=_stack))[0].params, _stack)
+    assert len(grid) == 3 * 4 and (grid["rotation"] == grid["input"]).all()  # paired: 3 pairs x 4 layers
+    assert set(grid["field"]) >= {"SO3Grid(4)"}
+    assert grid["rel_error"].max() < 1e-12  # permutations: ReLU included, nothing but rounding
+    haar = run_cell(cells(load_config(_cohen_cfg("haar", "relu"), model_factory=_stack))[0].params, _stack)
+    by = haar.groupby("layer_index")["rel_error"].median()
+    assert by[0] < 1e-12  # the first correlation: exact
+    assert by[1] > 1e-2  # its ReLU aliases
+
+
+def test_paired_config_checks_and_unstored_defaults():
+    from harness.runs.sweeps import load_config
+    from harness.util.schema import ConfigError
+
+    bad = _cohen_cfg("haar", "relu")
+    bad["run"]["n_rotations"] = 4
+    with pytest.raises(ConfigError, match="n_inputs and n_rotations must be equal"):
+        load_config(bad, model_factory=_stack)
+    from pathlib import Path
+
+    d = load_config(Path(__file__).resolve().parents[1] / "experiments" / "default.toml")
+    # defaults are not stored, so results written before these keys existed stay resumable
+    assert "rotations" not in d["axes"] and "paired" not in d["run"]
+
+
+def test_so3_shaped_output_is_never_guessed_as_a_sphere_grid():
+    b = 4
+
+    class Lift(torch.nn.Module):  # a third-party layer: S^2 grid -> [B, C, 2b, 2b, 2b]
+        def forward(self, x):
+            return x[:, :, :, :, None].expand(-1, -1, -1, -1, 2 * b).contiguous()
+
+    x = harness.S2Grid("soft", b).random(2, channels=1, seed=0)
+    R = harness.random_rotations(2, seed=0)
+    with pytest.raises(ValueError, match="declare"):
+        harness.equivariance_error(torch.nn.Sequential(Lift()), x, R, input=harness.S2Grid("soft", b))
+    # declared, it is measured as what it is: a lifted function is exactly equivariant
+    df = harness.equivariance_error(torch.nn.Sequential(Lift()), x, R, input=harness.S2Grid("soft", b),
+                                    layers={"0": harness.SO3Grid(b)})
+    assert df["rel_error"].max() < 1e-12

@@ -27,8 +27,10 @@ from torch import nn
 
 from ..nn.layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
 from ..nn.models import SphericalModel
-from ..sphere.fields import Field, Invariant, S2Grid, as_field
+from ..nn.so3_layers import SO3_LAYERS, SO3Descriptor, SO3Integrate
+from ..sphere.fields import Field, Invariant, S2Grid, SO3Grid, as_field
 from ..sphere.grids import bandwidth_from_shape
+from ..sphere.so3_transforms import so3_bandwidth_from_shape
 
 INPUT = "<input>"  # the producer name of the model's own input
 _HARNESS_GRID_LAYERS = (SphericalConv, Pointwise, SpectralPool)
@@ -325,6 +327,10 @@ def _known_output_field(module: object, out: torch.Tensor) -> Field | None:
         return S2Grid(kind, bandwidth_from_shape(tuple(out.shape[-2:]), kind))
     if isinstance(module, InvariantDescriptor):
         return Invariant()
+    if isinstance(module, SO3_LAYERS) and isinstance(out, torch.Tensor):
+        if isinstance(module, (SO3Integrate, SO3Descriptor)):
+            return Invariant()
+        return SO3Grid(so3_bandwidth_from_shape(tuple(out.shape), f"{type(module).__name__} output"))
     if isinstance(module, SphericalModel):
         return module.fields()[-1][3]
     return None
@@ -332,8 +338,11 @@ def _known_output_field(module: object, out: torch.Tensor) -> Field | None:
 
 def _infer(t: object, in_field: Field) -> Field | None:
     """S2Grid only when ``t`` is a real tensor shaped like a grid of the model input's kind and
-    bandwidth; nothing else is ever inferred (never an invariant)."""
+    bandwidth, and not also like an SO(3) grid ``[..., 2b, 2b, 2b]`` (ambiguous: declare it);
+    nothing else is ever inferred (never an invariant)."""
     if isinstance(in_field, S2Grid) and in_field.matches(t):
+        if t.dim() >= 5 and t.shape[-3] == t.shape[-2] == t.shape[-1]:
+            return None
         return in_field
     return None
 

@@ -20,6 +20,7 @@ bandwidth. For a signal of bandwidth <= b_out the correlation is then exactly
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -60,6 +61,24 @@ def so3_near_identity_grid(max_beta: float = DEFAULT_MAX_BETA, n_beta: int = 3, 
     twist = np.linspace(-max_gamma, max_gamma, n_gamma) if n_gamma > 1 else np.zeros(1)
     B, A, T = np.meshgrid(beta, alpha, twist, indexing="ij")
     return np.stack([A.ravel(), B.ravel(), (T - A).ravel()], axis=1)
+
+
+@functools.lru_cache(maxsize=32)
+def kernel_table(family: str, grid_args: tuple[tuple[str, float], ...], bandwidth: int, dtype: str = "complex128",
+                 device: str = "cpu") -> torch.Tensor:
+    """The cached kernel table of a layer, keyed on plain values: ``family`` "s2" or "so3", the
+    kernel grid's arguments, the bandwidth, the complex dtype and device names; built once in
+    complex128 on the CPU and cast on use (never a buffer: ``Module.to(float)`` would drop its
+    imaginary part)."""
+    if dtype != "complex128" or device != "cpu":
+        return kernel_table(family, grid_args, bandwidth).to(dtype=getattr(torch, dtype), device=device)
+    if family == "s2":
+        return s2_kernel_table(s2_near_identity_grid(**dict(grid_args)), bandwidth)
+    return so3_kernel_table(so3_near_identity_grid(**dict(grid_args)), bandwidth)
+
+
+def _complex_name(dtype: torch.dtype) -> str:
+    return "complex128" if dtype == torch.float64 else "complex64"
 
 
 def s2_kernel_table(points: np.ndarray, bandwidth: int) -> torch.Tensor:
@@ -157,16 +176,14 @@ class S2ToSO3Conv(nn.Module):
         self.bandwidth_out = check_bandwidth(bandwidth_out, "bandwidth_out")
         self.kind = check_kind(kind)
         self.grid_args = dict(max_beta=float(max_beta), n_beta=n_beta, n_alpha=n_alpha)
-        pts = s2_near_identity_grid(**self.grid_args)
-        K = len(pts)
+        K = n_beta * n_alpha
         self.weight = nn.Parameter(torch.randn(in_channels, out_channels, K) * math.sqrt(2.0 / (in_channels * K)))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.register_buffer("table", s2_kernel_table(pts, self.bandwidth_out).to(torch.complex64), persistent=False)
-        self.register_buffer("table64", s2_kernel_table(pts, self.bandwidth_out), persistent=False)
 
     def kernel(self, dtype: torch.dtype) -> torch.Tensor:
         """``[Cin, Cout, b_out, 2 b_out - 1]`` ``conj(psi^l_n)`` in the complex dtype matching ``dtype``."""
-        tab = self.table64 if dtype == torch.float64 else self.table
+        tab = kernel_table("s2", tuple(self.grid_args.items()), self.bandwidth_out, _complex_name(dtype),
+                           str(self.weight.device))
         return torch.einsum("iok,kln->ioln", self.weight.to(dtype).to(tab.dtype), tab)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,17 +235,14 @@ class SO3Conv(nn.Module):
         self.bandwidth_out = check_bandwidth(bandwidth_out, "bandwidth_out")
         self.grid_args = dict(max_beta=float(max_beta), n_beta=n_beta, n_alpha=n_alpha, max_gamma=float(max_gamma),
                               n_gamma=n_gamma)
-        ang = so3_near_identity_grid(**self.grid_args)
-        Q = len(ang)
+        Q = n_beta * n_alpha * n_gamma
         self.weight = nn.Parameter(torch.randn(in_channels, out_channels, Q) * math.sqrt(2.0 / (in_channels * Q)))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        tab = so3_kernel_table(ang, self.bandwidth_out)
-        self.register_buffer("table", tab.to(torch.complex64), persistent=False)
-        self.register_buffer("table64", tab, persistent=False)
 
     def kernel(self, dtype: torch.dtype) -> torch.Tensor:
         """``[Cin, Cout, b_out, 2b-1, 2b-1]`` ``8 pi^2/(2l+1) conj(Psi^l_{mn})``."""
-        tab = self.table64 if dtype == torch.float64 else self.table
+        tab = kernel_table("so3", tuple(self.grid_args.items()), self.bandwidth_out, _complex_name(dtype),
+                           str(self.weight.device))
         return torch.einsum("ioq,qlmn->iolmn", self.weight.to(dtype).to(tab.dtype), tab)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,5 +340,5 @@ class SO3Descriptor(nn.Module):
 SO3_LAYERS = (S2ToSO3Conv, SO3Conv, SO3Pointwise, SO3Pool, SO3Integrate, SO3Descriptor)
 
 __all__ = ["S2ToSO3Conv", "SO3Conv", "SO3Pointwise", "SO3Pool", "SO3Integrate", "SO3Descriptor", "SO3_LAYERS",
-           "s2_near_identity_grid", "so3_near_identity_grid", "s2_kernel_table", "so3_kernel_table",
+           "s2_near_identity_grid", "so3_near_identity_grid", "s2_kernel_table", "so3_kernel_table", "kernel_table",
            "s2_so3_correlation", "so3_so3_correlation", "so3_pointwise", "so3_integrate", "ACTIVATIONS"]

@@ -88,8 +88,12 @@ AXES: dict[str, tuple[Any, list]] = {  # name: (item spec, default)
     "dtype": (Choice(("float32", "float64")), ["float64"]),
     "decay": (Number(0.0), [0.0]),
     "seed": (Int(0), [0]),
+    "rotations": (Choice(("haar", "grid_z")), ["haar"]),
 }
-INPUT_AXES = ("bandwidth", "kind", "dtype", "decay", "seed")  # read by the harness for the inputs
+INPUT_AXES = ("bandwidth", "kind", "dtype", "decay", "seed", "rotations")  # read by the harness for the inputs
+#: Keys that are not stored when at their default, so results of configs written before they
+#: existed stay resumable: (section, key, default).
+UNSTORED_DEFAULTS = (("axes", "rotations", ["haar"]), ("run", "paired", False))
 MODEL_AXES = ("activation", "oversampling", "depth", "channels")  # the built-in stack's
 
 
@@ -108,6 +112,7 @@ RUN = Table({
     "timing_repeats": (Int(1), 3),
     "device": (Custom(_device, "'cpu' or 'cuda[:n]'"), "cpu"),
     "lie_derivative": (Bool(), False),
+    "paired": (Bool(), False),  # input i under rotation i only (Cohen et al.'s protocol; n_inputs = n_rotations)
 })
 BUILTIN_MODEL = Table({
     "filter_params": (Optional(Int(1)), None),
@@ -230,6 +235,12 @@ def load_config(config: str | os.PathLike | dict[str, Any], model_factory: Any =
     written = [{"alpha": "decay"}.get(k, k) for k in raw.get("axes", {})] if isinstance(raw.get("axes"), dict) else []
 
     def cross(cfg: dict[str, Any], problems: list[str]) -> None:
+        if cfg["run"]["paired"] and cfg["run"]["n_inputs"] != cfg["run"]["n_rotations"]:
+            problems.append(f"run.paired: pairs input i with rotation i, so n_inputs and n_rotations must be equal,"
+                            f" got {cfg['run']['n_inputs']} and {cfg['run']['n_rotations']}")
+        for section, key, default in UNSTORED_DEFAULTS:
+            if cfg[section].get(key, default) == default:
+                cfg[section].pop(key, None)
         if factory:
             cfg["axes"] = {k: v for k, v in cfg["axes"].items() if v is not None}
             _check_factory(cfg, written, problems, base)
@@ -339,6 +350,22 @@ def _build(cell: dict[str, Any], factory: Any, dtype: torch.dtype) -> tuple[Any,
     return model.to(dtype), field_from_table(m["input"], axes, "model.input"), out, m.get("layers")
 
 
+def cell_rotations(cell: dict[str, Any], dtype: torch.dtype) -> torch.Tensor:
+    """``[n_rotations, 3, 3]``: Haar-random, or (``rotations = "grid_z"``) rotations about z by
+    random multiples k = 1..2b-1 of 2 pi / (2b), which permute the longitudes of every 2b x 2b
+    grid (and the alpha axis of the SO(3) grid): a baseline where any error is the instrument's."""
+    n, seed = cell["run"]["n_rotations"], int(cell["seed"])
+    if cell.get("rotations", "haar") == "haar":
+        return random_rotations(n, seed=seed + 2, dtype=dtype)
+    b = int(cell["bandwidth"])
+    k = torch.randint(1, 2 * b, (n,), generator=torch.Generator().manual_seed(seed + 2))
+    t = (2 * math.pi / (2 * b)) * k.double()
+    c, s_ = torch.cos(t), torch.sin(t)
+    R = torch.zeros(n, 3, 3, dtype=torch.float64)
+    R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1], R[:, 2, 2] = c, -s_, s_, c, 1.0
+    return R.to(dtype)
+
+
 #: Columns that may be NaN without a flag: aliasing is measured for nonlinearities only, and the
 #: Lie derivative when asked.
 OPTIONAL = ("out_of_band", "aliasing_error", "reference_bandwidth", "lie_derivative")
@@ -358,9 +385,9 @@ def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
         model = model.to(device)
         x = field.random(run["n_inputs"], channels=cell["model"]["in_channels"], decay=cell["decay"],
                          seed=seed + 1, dtype=dtype).to(device)
-        R = random_rotations(run["n_rotations"], seed=seed + 2, dtype=dtype).to(device)
-        frames = [equivariance_error(model, x, R, input=field, output=out_field, layers=layers, mode=mode)
-                  for mode in run["modes"]]
+        R = cell_rotations(cell, dtype).to(device)
+        frames = [equivariance_error(model, x, R, input=field, output=out_field, layers=layers, mode=mode,
+                                     paired=run.get("paired", False)) for mode in run["modes"]]
         df = pd.concat(frames, ignore_index=True)
         if run["lie_derivative"]:  # RMS over the three generators, per (mode, layer, input)
             lie = pd.concat([lie_derivative(model, x, input=field, output=out_field, layers=layers, mode=mode)
@@ -395,12 +422,16 @@ def verify_cell(c: Cell, df: pd.DataFrame) -> str | None:
     """A sweep cell is complete: every column, every (mode, layer, input, rotation) once, the
     model's number of layers, and no NaN outside the optional columns unless flagged."""
     run = c.params["run"]
+    paired = run.get("paired", False)
     expected = {"mode": len(run["modes"]), "input": run["n_inputs"], "rotation": run["n_rotations"]}
     if n_layers(c.params) is not None:
         expected["layer"] = n_layers(c.params)
-    problem = check_grid(df, [*COLUMNS, "cell_id", "forward_ms"], ["mode", "layer", "input", "rotation"], expected)
+    keys = ["mode", "layer", "input"] if paired else ["mode", "layer", "input", "rotation"]
+    problem = check_grid(df, [*COLUMNS, "cell_id", "forward_ms"], keys, expected)
     if problem is not None:
         return problem
+    if paired and "rotation" in df and not (df["rotation"] == df["input"]).all():
+        return "paired rows whose rotation is not their input's"
     numeric = df.select_dtypes("number").drop(columns=[k for k in OPTIONAL if k in df], errors="ignore")
     unflagged = numeric.isna().any(axis=1) & (df["flag"] == "")
     if unflagged.any():
@@ -448,5 +479,5 @@ def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor 
     return load_results(root)
 
 
-__all__ = ["AXES", "load_config", "cells", "plan_sweep", "run_sweep", "run_cell", "estimate_cell", "verify_cell",
+__all__ = ["AXES", "load_config", "cells", "cell_rotations", "plan_sweep", "run_sweep", "run_cell", "estimate_cell", "verify_cell",
            "load_factory"]
