@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Time per training step of the ``esteves_mnist`` preset, per ReLU oversampling factor.
+"""Time per training step of the ``esteves_mnist`` preset, per ReLU oversampling factor, or per
+named nonlinearity (``--nonlinearity relu_s1 norm ...``: ``harness.nn.models.NONLINEARITY_VARIANTS``
+in place of every pointwise layer; the frontier of issue 13).
 
 Each configuration runs in a FRESH PROCESS (this script re-run with ``--worker``): the preset at
 ``--bandwidth`` on random band-limited inputs with random labels, Adam, ``--warmup`` steps then
@@ -8,6 +10,8 @@ the median wall time of ``--steps`` steps (forward, loss, backward, optimizer st
 is recorded while other jobs may share the cores.
 
     python benchmarks/train_step.py --out results/accuracy/step_time.csv
+    python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated \
+        --out results/frontier_train/step_time.csv
 """
 
 from __future__ import annotations
@@ -21,18 +25,22 @@ import sys
 from pathlib import Path
 
 
-def worker(s: float, b: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
+def worker(s: float | str, b: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
     import time
 
     import torch
 
     import harness
+    from harness.nn.models import NONLINEARITY_VARIANTS
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     spec = harness.nn.models.PRESETS["esteves_mnist"]
-    spec = {**spec, "bandwidth": b, "layers": [{**L, "oversampling": s} if L["type"] == "pointwise" else L
-                                              for L in spec["layers"]]}
+    if isinstance(s, str):  # a named nonlinearity
+        layers = [dict(NONLINEARITY_VARIANTS[s]) if L["type"] == "pointwise" else L for L in spec["layers"]]
+    else:
+        layers = [{**L, "oversampling": s} if L["type"] == "pointwise" else L for L in spec["layers"]]
+    spec = {**spec, "bandwidth": b, "layers": layers}
     model = harness.build_model(spec)
     x = harness.random_signals(batch, 1, b, seed=1, dtype=torch.float32)
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(2))
@@ -45,7 +53,8 @@ def worker(s: float, b: int, batch: int, steps: int, warmup: int, threads: int) 
         opt.step()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return {"oversampling": s, "bandwidth": b, "batch": batch, "threads": threads, "steps": steps,
+    key = {"nonlinearity": s} if isinstance(s, str) else {"oversampling": s}
+    return {**key, "bandwidth": b, "batch": batch, "threads": threads, "steps": steps,
             "step_ms": 1e3 * sorted(times)[len(times) // 2], "best_ms": 1e3 * min(times),
             "loadavg_1m": os.getloadavg()[0]}
 
@@ -59,13 +68,18 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out")
-    p.add_argument("--worker", type=float)
+    p.add_argument("--nonlinearity", nargs="+", help="named nonlinearities instead of --oversampling")
+    p.add_argument("--worker")
     a = p.parse_args()
     if a.worker is not None:
-        print(json.dumps(worker(a.worker, a.bandwidth, a.batch, a.steps, a.warmup, a.threads)))
+        try:
+            w: float | str = float(a.worker)
+        except ValueError:
+            w = a.worker
+        print(json.dumps(worker(w, a.bandwidth, a.batch, a.steps, a.warmup, a.threads)))
         return 0
     rows = []
-    for s in a.oversampling:
+    for s in a.nonlinearity or a.oversampling:
         out = subprocess.run([sys.executable, __file__, "--worker", str(s), "--bandwidth", str(a.bandwidth), "--batch",
                               str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--threads",
                               str(a.threads)], capture_output=True, text=True)
@@ -74,7 +88,7 @@ def main() -> int:
             return 1
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
-        print(f"s = {s:g}: {r['step_ms']:.1f} ms per step (best {r['best_ms']:.1f}, load {r['loadavg_1m']:.2f})")
+        print(f"{s}: {r['step_ms']:.1f} ms per step (best {r['best_ms']:.1f}, load {r['loadavg_1m']:.2f})")
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         with open(a.out, "w", newline="") as f:

@@ -13,7 +13,7 @@ ORDER = [
     "harness.sphere.grids", "harness.sphere.recurrence", "harness.sphere.legendre", "harness.sphere.transforms",
     "harness.sphere.so3", "harness.sphere.wigner", "harness.sphere.resample", "harness.sphere.so3_transforms",
     "harness.sphere.fields",
-    "harness.nn.layers", "harness.nn.so3_layers", "harness.nn.models",
+    "harness.nn.layers", "harness.nn.so3_layers", "harness.nn.nonlinearities", "harness.nn.models",
     "harness.measure.watch", "harness.measure.equivariance", "harness.measure.lie", "harness.measure.aliasing",
     "harness.runs.results", "harness.runs.runner", "harness.runs.sweeps", "harness.runs.data", "harness.runs.train",
     "harness.plots",

@@ -21,6 +21,11 @@ Cohen et al.'s SO(3) family: ``s2_so3_conv`` lifts the S^2 signal to SO(3) (keys
 then ``so3_conv`` (also ``max_gamma``, ``n_gamma``), and ``pointwise``, ``pool``, ``descriptor``
 act on SO(3) grids; ``integrate`` is the mean over SO(3) (an invariant, as ``descriptor``).
 
+The nonlinearity frontier (:mod:`harness.nn.nonlinearities`): ``polynomial`` (``degree``,
+``activation``, ``oversampling`` (default (degree + 1)/2: exact), ``kappa``), ``quadratic``
+(``oversampling``, default 1.5: exact), ``norm`` and ``gated`` (exactly equivariant), in place of
+``pointwise`` on S^2 signals; :data:`NONLINEARITY_VARIANTS` names the ones compared.
+
 Every key is validated before anything is built; errors name the layer, the key and the allowed
 values. Channels and bandwidth are threaded through the layers.
 """
@@ -39,6 +44,7 @@ from ..sphere.grids import GRID_KINDS
 from ..sphere.transforms import BACKENDS
 from ..util.schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
 from .layers import ACTIVATIONS, InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
+from .nonlinearities import GatedActivation, NormActivation, PolynomialActivation, QuadraticActivation
 from .so3_layers import (DEFAULT_MAX_BETA, S2ToSO3Conv, SO3Conv, SO3Descriptor, SO3Integrate, SO3Pointwise,
                          SO3Pool)
 
@@ -59,6 +65,12 @@ def _layer_tables() -> dict[str, Table]:
                            **kernel, "max_gamma": (Number(0.0), DEFAULT_MAX_BETA), "n_gamma": (Int(1), 3),
                            "bias": (Bool(), True)}),
         "integrate": Table(t),  # mean over SO(3), per channel
+        # the nonlinearity frontier (harness.nn.nonlinearities), S^2 signals only
+        "polynomial": Table({**t, "degree": (Int(1), 4), "activation": (Choice(ACTIVATIONS), "relu"),
+                             "oversampling": (Optional(Number(1.0)), None), "kappa": (Number(0.0, lo_open=True), 3.0)}),
+        "quadratic": Table({**t, "oversampling": (Number(1.0), 1.5)}),
+        "norm": Table(t),
+        "gated": Table(t),
         "linear": Table({**t, "out_features": (Int(1), REQUIRED), "bias": (Bool(), True)}),
         "batchnorm": Table(t),  # BatchNorm1d over the (invariant) descriptor features
     }
@@ -86,15 +98,32 @@ MODEL_SPEC = Table({
 })
 
 
+S2_ONLY = ("polynomial", "quadratic", "norm", "gated")  # the frontier's nonlinearities (S^2 signals)
+
+#: Named nonlinearities of the frontier (issue 13): a layer table for each, to put in place of every
+#: ``pointwise`` layer of a preset (``harness.runs.train``'s ``nonlinearity`` axis, the frontier sweep).
+NONLINEARITY_VARIANTS: dict[str, dict[str, Any]] = {
+    "relu_s1": {"type": "pointwise", "activation": "relu", "oversampling": 1.0},
+    "relu_s1.5": {"type": "pointwise", "activation": "relu", "oversampling": 1.5},
+    "relu_s2": {"type": "pointwise", "activation": "relu", "oversampling": 2.0},
+    "poly2": {"type": "polynomial", "degree": 2},  # exact from s = 1.5 (the default)
+    "poly4": {"type": "polynomial", "degree": 4},  # exact from s = 2.5
+    "poly4_s1.5": {"type": "polynomial", "degree": 4, "oversampling": 1.5},  # aliased, cheaper
+    "quadratic": {"type": "quadratic"},  # exact from s = 1.5
+    "norm": {"type": "norm"},
+    "gated": {"type": "gated"},
+}
+
+
 def _check_chain(spec: dict[str, Any], problems: list[str]) -> None:
     """What a single key cannot say: the order of layers, the domain (S^2, SO(3), invariant
     features) and the bandwidth reaching each one."""
     b, domain = spec["bandwidth"], "s2"
     for i, L in enumerate(spec["layers"]):
         where, t = f"layers[{i}]", L["type"]
-        if t in ("conv", "pointwise", "pool", "descriptor", "s2_so3_conv", "so3_conv", "integrate") and domain == "flat":
+        if t in ("conv", "pointwise", "pool", "descriptor", "s2_so3_conv", "so3_conv", "integrate", *S2_ONLY) and domain == "flat":
             problems.append(f"{where}: a {t!r} layer cannot follow a descriptor, integrate or linear layer")
-        elif t in ("conv", "s2_so3_conv") and domain == "so3":
+        elif t in ("conv", "s2_so3_conv", *S2_ONLY) and domain == "so3":
             problems.append(f"{where}: a {t!r} layer works on S^2 signals, but an s2_so3_conv before it made them"
                             " SO(3) signals (use 'so3_conv')")
         elif t in ("so3_conv", "integrate") and domain == "s2":
@@ -266,6 +295,14 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
         elif t == "integrate":
             layers.append(SO3Integrate())
             features = c
+        elif t == "polynomial":
+            layers.append(PolynomialActivation(L["degree"], L["activation"], L["oversampling"], L["kappa"], kind))
+        elif t == "quadratic":
+            layers.append(QuadraticActivation(c, L["oversampling"], kind))
+        elif t == "norm":
+            layers.append(NormActivation(c, b, kind))
+        elif t == "gated":
+            layers.append(GatedActivation(c, b, kind))
         elif t == "batchnorm":
             layers.append(nn.BatchNorm1d(features))
         else:  # linear

@@ -41,7 +41,7 @@ from torch import nn
 
 from ..measure.equivariance import equivariance_error
 from ..nn.layers import ACTIVATIONS
-from ..nn.models import PRESETS, build_model, normalize_spec
+from ..nn.models import NONLINEARITY_VARIANTS, PRESETS, build_model, normalize_spec
 from ..sphere.grids import GRID_KINDS
 from ..sphere.so3 import random_rotations
 from ..util.memory import available_bytes, gib
@@ -95,22 +95,33 @@ TRAIN_SCHEMA = Table({
         "oversampling": (ListOf(Number(1.0)), lambda: [1.0]),
         "seed": (ListOf(Int(0)), lambda: [0]),
         "settings": (ListOf(Choice(SETTINGS)), lambda: list(SETTINGS)),
+        # named nonlinearities (NONLINEARITY_VARIANTS) in place of every pointwise layer; when
+        # given, activation and oversampling must keep their single default. Not stored when absent.
+        "nonlinearity": (Optional(ListOf(Choice(NONLINEARITY_VARIANTS))), None),
     }), dict),
 })
 
 
 def _cross(cfg: dict[str, Any], problems: list[str]) -> None:
+    ax = cfg["axes"]
+    if ax["nonlinearity"] is None:
+        ax.pop("nonlinearity")  # not stored: results of configs without it stay resumable
+    elif ax["activation"] != ["relu"] or ax["oversampling"] != [1.0]:
+        problems.append(f"axes.nonlinearity: names the whole nonlinearity, so activation and oversampling must stay"
+                        f" at their defaults ['relu'] and [1.0], got {ax['activation']} and {ax['oversampling']}")
+        return
     d = cfg["data"]
     need = min_bandwidth(*IMAGE_SIZE, d["kind"])
     if d["bandwidth"] < need:
         problems.append(f"data.bandwidth: expected at least {need} for {IMAGE_SIZE[0]} x {IMAGE_SIZE[1]} images on the"
                         f" {d['kind']!r} grid (one grid step per pixel at the south pole), got {d['bandwidth']}")
         return
-    for act, s in itertools.product(cfg["axes"]["activation"], cfg["axes"]["oversampling"]):
+    for act, s, nl in itertools.product(cfg["axes"]["activation"], cfg["axes"]["oversampling"],
+                                        cfg["axes"].get("nonlinearity") or [None]):
         try:
-            normalize_spec(model_spec(cfg, act, s))
+            normalize_spec(model_spec(cfg, act, s, nl))
         except ConfigError as e:
-            problems += [f"model (activation={act}, oversampling={s:g}): {p}" for p in e.problems]
+            problems += [f"model (activation={act}, oversampling={s:g}, nonlinearity={nl}): {p}" for p in e.problems]
             return
     avail = available_bytes()
     peak = max(estimate_training(cfg, c.params)[1] for c in training_cells(cfg))
@@ -124,15 +135,21 @@ def load_train_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, A
     return validate(TRAIN_SCHEMA, dict(read_config(config)), "", _cross)
 
 
-def model_spec(cfg: dict[str, Any], activation: str, oversampling: float) -> dict[str, Any]:
+def model_spec(cfg: dict[str, Any], activation: str, oversampling: float, nonlinearity: str | None = None
+               ) -> dict[str, Any]:
     """The model of a cell: the preset (or spec) at the data's bandwidth and grid, with every
-    nonlinearity set to ``activation`` at ``oversampling``."""
+    nonlinearity set to ``activation`` at ``oversampling`` — or, with ``nonlinearity``, replaced
+    by that named variant (:data:`~harness.nn.models.NONLINEARITY_VARIANTS`)."""
     m = cfg["model"]
     spec = copy.deepcopy(PRESETS[m["preset"]] if "preset" in m else m["spec"])
     spec["bandwidth"], spec["kind"] = cfg["data"]["bandwidth"], cfg["data"]["kind"]
-    for layer in spec.get("layers", []):
+    layers = spec.get("layers", [])
+    for i, layer in enumerate(layers):
         if isinstance(layer, dict) and layer.get("type") == "pointwise":
-            layer["activation"], layer["oversampling"] = activation, oversampling
+            if nonlinearity is not None:
+                layers[i] = copy.deepcopy(NONLINEARITY_VARIANTS[nonlinearity])
+            else:
+                layer["activation"], layer["oversampling"] = activation, oversampling
     return spec
 
 
@@ -179,6 +196,13 @@ def training_cells(cfg: dict[str, Any]) -> list[Cell]:
     """One cell per (activation, oversampling, seed); each trains what its settings need."""
     out = []
     ax = cfg["axes"]
+    if ax.get("nonlinearity"):
+        for nl, seed in itertools.product(ax["nonlinearity"], ax["seed"]):
+            params = {"experiment": cfg["name"], "activation": "relu", "oversampling": 1.0, "nonlinearity": nl,
+                      "seed": seed, "settings": ax["settings"], "data": cfg["data"], "train": cfg["train"],
+                      "model": cfg["model"]}
+            out.append(Cell(params, f"nonlinearity={nl} seed={seed}"))
+        return out
     vary = [k for k in ("activation", "oversampling", "seed") if len(ax[k]) > 1] or ["activation", "oversampling", "seed"]
     for act, s, seed in itertools.product(ax["activation"], ax["oversampling"], ax["seed"]):
         params = {"experiment": cfg["name"], "activation": act, "oversampling": s, "seed": seed,
@@ -245,7 +269,7 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
                 continue
             with torch.random.fork_rng():
                 torch.manual_seed(cell["seed"])
-                model = build_model(model_spec(cfg, cell["activation"], cell["oversampling"]))
+                model = build_model(model_spec(cfg, cell["activation"], cell["oversampling"], cell.get("nonlinearity")))
             xtr, ytr = data("train", train_rot == "R")
             t0 = time.perf_counter()
             losses = fit(model, xtr, ytr, t["epochs"], t["batch_size"], t["lr"], cell["seed"], t["weight_decay"], progress)
@@ -268,6 +292,9 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
     df = pd.DataFrame(rows)
     for k in ("experiment", "cell_id", "activation", "oversampling", "seed"):
         df[k] = cell[k]
+    if cell.get("nonlinearity") is not None:
+        df["nonlinearity"] = cell["nonlinearity"]
+    df["steps"] = t["epochs"] * math.ceil(len(xtr) / t["batch_size"])  # per trained model
     df["dataset"], df["bandwidth"], df["epochs"] = d["dataset"], d["bandwidth"], t["epochs"]
     df["n_train"], df["n_test"] = len(xtr), len(xte)
     return df

@@ -1,0 +1,106 @@
+"""The frontier's nonlinearities: exact equivariance where the theory says so (and aliasing just
+below it), measured against exact coefficient-domain rotations; the polynomial fit against numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import harness
+from harness.nn.nonlinearities import (GatedActivation, NormActivation, PolynomialActivation, QuadraticActivation,
+                                       chebyshev_eval, chebyshev_fit, channel_rms)
+
+B = 8
+
+
+def _error(layer: torch.nn.Module, seed: int = 0) -> float:
+    f = harness.S2Grid("dh", B)
+    x = f.random(3, channels=3, seed=seed)
+    R = harness.random_rotations(3, seed=seed + 1)
+    with torch.no_grad():
+        a = layer.double()(f.rotate(x, R))
+        r = f.rotate(layer(x), R)
+    return float((a - r).norm() / r.norm())
+
+
+def _exact_bandwidth(p: int, b: int = B) -> int:
+    """The smallest fine bandwidth whose quadrature keeps every degree < b of a degree-p product
+    exact: 2 B' - b >= p (b - 1)."""
+    return math.ceil((p * (b - 1) + b) / 2)
+
+
+@pytest.mark.parametrize("p", [2, 4, 6])  # even: a fit of relu = x/2 + |x|/2 has no odd terms above 1
+def test_polynomial_is_exact_from_the_predicted_grid_and_aliases_below(p):
+    bf = _exact_bandwidth(p)
+    assert bf <= math.ceil((p + 1) / 2 * B)  # the default s = (p + 1)/2 is enough
+    exact = _error(PolynomialActivation(p, oversampling=bf / B))
+    below = _error(PolynomialActivation(p, oversampling=(bf - 1) / B))
+    assert exact < 1e-13
+    assert below > 1e-6  # one bandwidth short, the top product degrees alias
+
+
+def test_polynomial_default_is_exact_and_fits_relu():
+    assert _error(PolynomialActivation(4)) < 1e-13
+    coef = chebyshev_fit("relu", 6)
+    u = torch.linspace(-1, 1, 101, dtype=torch.float64)
+    np.testing.assert_allclose(chebyshev_eval(u, torch.from_numpy(coef)).numpy(),
+                               np.polynomial.chebyshev.chebval(u.numpy(), coef), atol=1e-14)
+    assert np.abs(np.polynomial.chebyshev.chebval(u.numpy(), coef) - np.maximum(u.numpy(), 0)).max() < 0.05
+
+
+def test_channel_rms_is_the_grid_rms():
+    x = harness.S2Grid("gl", B).random(2, channels=2, seed=3)
+    g = harness.grid("gl", B)
+    w = torch.tensor(g.weights)[:, None] * (2 * math.pi / g.nlon)
+    ms = (x.square() * w).sum((-1, -2)) / (4 * math.pi)  # exact quadrature of x^2
+    np.testing.assert_allclose(channel_rms(harness.sft(x, "gl"))[..., 0, 0].numpy(), ms.sqrt().numpy(), rtol=1e-12)
+
+
+def test_quadratic_is_exact_from_1_5_and_aliases_below():
+    torch.manual_seed(0)
+    q = QuadraticActivation(3)
+    assert _error(q) < 1e-13
+    assert _error(QuadraticActivation(3, oversampling=(_exact_bandwidth(2) - 1) / B)) > 1e-6
+
+
+def test_norm_and_gated_are_exact_and_nonlinear():
+    torch.manual_seed(0)
+    n, g = NormActivation(3, B), GatedActivation(3, B)
+    with torch.no_grad():
+        n.beta.fill_(-0.3)
+        g.w.normal_()
+    for layer in (n, g):
+        assert _error(layer) < 1e-13
+        x = harness.S2Grid("dh", B).random(2, channels=3, seed=5)
+        with torch.no_grad():  # not linear: f(2x) != 2 f(x)
+            assert (layer.double()(2 * x) - 2 * layer.double()(x)).norm() > 1e-3 * layer.double()(x).norm()
+
+
+def test_build_model_and_bad_input():
+    from harness.nn.models import NONLINEARITY_VARIANTS
+
+    for name, table in NONLINEARITY_VARIANTS.items():
+        m = harness.build_model({"in_channels": 1, "bandwidth": 6, "layers": [{"type": "conv", "out_channels": 2},
+                                                                               dict(table), {"type": "descriptor"}]})
+        assert m(torch.randn(2, 1, 12, 12)).shape == (2, 12), name
+    with pytest.raises(ValueError, match="degree"):
+        PolynomialActivation(0)
+    with pytest.raises(ValueError, match="channels"):
+        QuadraticActivation(3)(torch.randn(1, 2, 16, 16))
+    with pytest.raises(harness.util.schema.ConfigError, match="works on S\\^2"):
+        harness.build_model({"in_channels": 1, "bandwidth": 6, "layers": [
+            {"type": "s2_so3_conv", "out_channels": 2}, {"type": "norm"}]})
+
+
+def test_training_axis_nonlinearity_validation():
+    from harness.runs.train import load_train_config, model_spec
+    from harness.util.schema import ConfigError
+
+    cfg = load_train_config({"axes": {"nonlinearity": ["norm", "poly2"]}})
+    assert [L["type"] for L in model_spec(cfg, "relu", 1.0, "norm")["layers"]].count("norm") == 3
+    with pytest.raises(ConfigError, match="activation and oversampling must stay"):
+        load_train_config({"axes": {"nonlinearity": ["norm"], "oversampling": [2.0]}})
+    assert "nonlinearity" not in load_train_config({})["axes"]  # not stored when absent
