@@ -68,7 +68,9 @@ import time
 from pathlib import Path
 
 LAYERS = ("conv", "pointwise_s1", "pointwise_s2", "pool", "descriptor", "esteves_mnist",
-          "s2_so3_conv", "so3_conv", "cohen_mnist")
+          "s2_so3_conv", "so3_conv", "cohen_mnist",
+          # the nonlinearity frontier (issue 13): harness.nn.models.NONLINEARITY_VARIANTS, 16 channels
+          "nl:poly2", "nl:poly4", "nl:quadratic", "nl:norm", "nl:gated")
 # Cohen et al.'s layers at the cohen_mnist preset's sizes when b is the preset's: S^2 (b) -> SO(3)
 # (b // 3), 1 -> 20 channels (30 -> 10); SO(3) b -> round(0.6 b), 20 -> 40 channels (10 -> 6).
 SO3_INPUT = {"so3_conv"}
@@ -106,6 +108,11 @@ def make_layer(name: str, b: int, backend: str | None):
         return harness.InvariantDescriptor(backend=backend), CHANNELS
     if name == "esteves_mnist":
         return harness.build_model("esteves_mnist", bandwidth=b, backend=backend), 1
+    if name.startswith("nl:"):
+        from harness.nn.models import NONLINEARITY_VARIANTS
+
+        spec = {"in_channels": CHANNELS, "bandwidth": b, "layers": [dict(NONLINEARITY_VARIANTS[name[3:]])]}
+        return harness.build_model(spec, backend=backend), CHANNELS
     if name == "s2_so3_conv":
         return harness.S2ToSO3Conv(1, 20, b, max(1, b // 3), kind="soft"), 1
     if name == "so3_conv":

@@ -259,6 +259,64 @@ def cohen_delta_vs_depth(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def pareto(points: pd.DataFrame, minimize: list[str], maximize: list[str]) -> pd.Series:
+    """Boolean per row: no other row is at least as good in every objective and better in one."""
+    v = np.concatenate([points[minimize].to_numpy(float), -points[maximize].to_numpy(float)], axis=1)
+    better_eq = (v[None, :, :] <= v[:, None, :]).all(-1)  # [i, j]: j at least as good as i everywhere
+    strictly = (v[None, :, :] < v[:, None, :]).any(-1)
+    dominated = (better_eq & strictly).any(1)
+    return pd.Series(~dominated, index=points.index)
+
+
+def frontier_table(errors: pd.DataFrame, accuracy: pd.DataFrame, step_times: pd.DataFrame,
+                   bandwidth: int = 32) -> pd.DataFrame:
+    """One row per nonlinearity: median isolated error and Lie derivative at ``bandwidth``
+    (results/frontier), time per training step (benchmarks/train_step.py), accuracy per setting
+    (mean and 95% t-interval half-width over seeds), and whether it is on the Pareto set
+    (error and step time down, NR/R accuracy up)."""
+    from scipy.stats import t as student
+
+    e = errors[errors["bandwidth"] == bandwidth].groupby("nonlinearity").agg(
+        error=("rel_error", "median"), lie_derivative=("lie_derivative", "median"))
+    a = accuracy.groupby(["nonlinearity", "setting"])["accuracy"].agg(["mean", "std", "count"])
+    a["ci95"] = a["std"].fillna(0) * student.ppf(0.975, (a["count"] - 1).clip(lower=1)) / np.sqrt(a["count"])
+    a = a[["mean", "ci95", "count"]].unstack("setting")
+    a.columns = [f"{s} {k}" if k != "mean" else s for k, s in a.columns]
+    st = step_times.set_index("nonlinearity")["step_ms"].rename("step_ms")
+    out = e.join(st, how="inner").join(a, how="inner")
+    out["pareto"] = pareto(out, ["error", "step_ms"], ["NR/R"])
+    return out.sort_values("step_ms")
+
+
+def frontier(table: pd.DataFrame) -> plt.Figure:
+    """Error (x, log) vs time per step (y), colour = NR/R accuracy; right: NR/NR and NR/R
+    accuracy (mean, 95% CI over seeds) vs time per step. Pareto set ringed."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    sc = ax.scatter(table["error"], table["step_ms"], c=table["NR/R"], cmap="viridis", s=90, zorder=3)
+    p = table[table["pareto"]]
+    ax.scatter(p["error"], p["step_ms"], s=260, facecolors="none", edgecolors="crimson", linewidths=1.6, zorder=4,
+               label="Pareto set (error, time, NR/R accuracy)")
+    for name, r in table.iterrows():
+        ax.annotate(name, (r["error"], r["step_ms"]), textcoords="offset points", xytext=(7, 4), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("isolated equivariance error (relative L², float64, median; b = 32)")
+    ax.set_ylabel("training step time (ms, esteves_mnist, b = 30, batch 32)")
+    fig.colorbar(sc, ax=ax, label="NR/R accuracy (mean over seeds)")
+    ax.legend(loc="upper right", fontsize=9)
+    for setting, marker in (("NR/NR", "o"), ("NR/R", "s")):
+        ax2.errorbar(table["step_ms"], table[setting], yerr=table.get(f"{setting} ci95"), fmt=marker, capsize=3,
+                     label=setting)
+    for name, r in table.iterrows():
+        ax2.annotate(name, (r["step_ms"], r["NR/NR"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax2.set_xlabel("training step time (ms)")
+    ax2.set_ylabel("test accuracy (mean, 95% CI over seeds)")
+    ax2.legend()
+    n = int(table["NR/NR count"].min()) if "NR/NR count" in table else 0
+    fig.suptitle(f"The nonlinearity frontier: equivariance, cost and accuracy ({n} seeds per point)")
+    fig.tight_layout()
+    return fig
+
+
 ACCURACY_FIGURES = {"accuracy_vs_oversampling": accuracy_vs_oversampling, "training_cost": training_cost}
 #: Sweeps with a ``rotations`` axis (Cohen et al.'s protocol, experiments/cohen2018.toml).
 COHEN_FIGURES = {"cohen_delta_vs_depth": cohen_delta_vs_depth}
@@ -281,8 +339,22 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     sns.set_theme(style="whitegrid", context="notebook")
-    figures = ACCURACY_FIGURES if "accuracy" in df.columns else COHEN_FIGURES if "rotations" in df.columns else FIGURES
     steps = root / "step_time.csv"
+    if "accuracy" in df.columns and "nonlinearity" in df.columns:
+        # the frontier: this training run, its step times, and the isolated errors of the sweep
+        # results/frontier beside it (experiments/frontier.toml)
+        errors = root.parent / "frontier"
+        if not (steps.is_file() and errors.is_dir()):
+            raise FileNotFoundError(f"the frontier figure needs {steps} (benchmarks/train_step.py --nonlinearity ...)"
+                                    f" and the sweep {errors} (experiments/frontier.toml)")
+        table = frontier_table(load_results(errors), df, pd.read_csv(steps))
+        table.to_csv(root / "frontier.csv")
+        fig = frontier(table)
+        p = out / "frontier.png"
+        fig.savefig(p, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        return [p]
+    figures = ACCURACY_FIGURES if "accuracy" in df.columns else COHEN_FIGURES if "rotations" in df.columns else FIGURES
     for name, fn in figures.items():
         fig = fn(df, pd.read_csv(steps)) if name == "training_cost" and steps.is_file() else fn(df)
         if fig is None:

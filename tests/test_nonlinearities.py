@@ -104,3 +104,25 @@ def test_training_axis_nonlinearity_validation():
     with pytest.raises(ConfigError, match="activation and oversampling must stay"):
         load_train_config({"axes": {"nonlinearity": ["norm"], "oversampling": [2.0]}})
     assert "nonlinearity" not in load_train_config({})["axes"]  # not stored when absent
+
+
+def test_pareto_set_matches_brute_force():
+    import itertools
+
+    import pandas as pd
+
+    from harness.plots import pareto
+
+    rng = np.random.default_rng(0)
+    pts = pd.DataFrame({"err": rng.random(30), "ms": rng.random(30), "acc": rng.random(30)})
+    pts.loc[5] = pts.loc[4]  # ties: equal points dominate neither
+    got = pareto(pts, ["err", "ms"], ["acc"])
+
+    def dominates(a, b):
+        ge = a.err <= b.err and a.ms <= b.ms and a.acc >= b.acc
+        return ge and (a.err < b.err or a.ms < b.ms or a.acc > b.acc)
+
+    want = [not any(dominates(pts.loc[j], pts.loc[i]) for j in pts.index if j != i) for i in pts.index]
+    assert got.tolist() == want
+    assert 0 < sum(want) < len(pts)
+    assert not list(itertools.islice((i for i in pts.index if got[i] and not want[i]), 1))
