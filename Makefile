@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: docs sweep test bench peers fashion accuracy cohen2018 gpu asv-show asv-history asv-compare third-party trained clean
+.PHONY: docs sweep test bench peers fashion accuracy cohen2018 cohen-accuracy frontier gpu asv-show asv-history asv-compare third-party trained clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,22 @@ bench: $(STAMP)
 cohen2018: $(STAMP)
 	$(BIN)/python -m harness sweep experiments/cohen2018.toml
 	$(BIN)/python -m harness plot results/cohen2018
+
+## Cohen's layers beside Esteves' on spherical MNIST (mnist5k; per-sample and s2cnn's shared rotations)
+## and on the Fashion-MNIST subset of the frontier (installs dataset-fashion-mnist)
+cohen-accuracy: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+	for c in cohen_accuracy cohen_accuracy_shared accuracy_shared cohen_fashion; do \
+	  $(BIN)/python -m harness train experiments/$$c.toml || exit 1; done
+
+## the nonlinearity frontier: isolated errors, training on a Fashion-MNIST subset, step times, figure
+frontier: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+	$(BIN)/python -m harness sweep experiments/frontier.toml
+	$(BIN)/python -m harness train experiments/frontier_train.toml
+	$(BIN)/python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated \
+	  --out results/frontier_train/step_time.csv
+	$(BIN)/python -m harness plot results/frontier_train
 
 ## side-by-side timing against torch-harmonics and ducc0 (installs the peers extra)
 peers: $(STAMP)

@@ -283,8 +283,10 @@ def frontier_table(errors: pd.DataFrame, accuracy: pd.DataFrame, step_times: pd.
     a = a[["mean", "ci95", "count"]].unstack("setting")
     a.columns = [f"{s} {k}" if k != "mean" else s for k, s in a.columns]
     st = step_times.set_index("nonlinearity")["step_ms"].rename("step_ms")
-    out = e.join(st, how="inner").join(a, how="inner")
-    out["pareto"] = pareto(out, ["error", "step_ms"], ["NR/R"])
+    out = e.join(st, how="inner").join(a, how="left")  # a nonlinearity not trained: no accuracy
+    trained = out["NR/R"].notna()
+    out["pareto"] = False
+    out.loc[trained, "pareto"] = pareto(out[trained], ["error", "step_ms"], ["NR/R"])
     return out.sort_values("step_ms")
 
 
@@ -292,7 +294,11 @@ def frontier(table: pd.DataFrame) -> plt.Figure:
     """Error (x, log) vs time per step (y), colour = NR/R accuracy; right: NR/NR and NR/R
     accuracy (mean, 95% CI over seeds) vs time per step. Pareto set ringed."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    sc = ax.scatter(table["error"], table["step_ms"], c=table["NR/R"], cmap="viridis", s=90, zorder=3)
+    t, u = table[table["NR/R"].notna()], table[table["NR/R"].isna()]
+    sc = ax.scatter(t["error"], t["step_ms"], c=t["NR/R"], cmap="viridis", s=90, zorder=3)
+    if len(u):
+        ax.scatter(u["error"], u["step_ms"], s=90, facecolors="none", edgecolors="grey", zorder=3,
+                   label="not trained (error and time only)")
     p = table[table["pareto"]]
     ax.scatter(p["error"], p["step_ms"], s=260, facecolors="none", edgecolors="crimson", linewidths=1.6, zorder=4,
                label="Pareto set (error, time, NR/R accuracy)")
@@ -304,14 +310,14 @@ def frontier(table: pd.DataFrame) -> plt.Figure:
     fig.colorbar(sc, ax=ax, label="NR/R accuracy (mean over seeds)")
     ax.legend(loc="upper right", fontsize=9)
     for setting, marker in (("NR/NR", "o"), ("NR/R", "s")):
-        ax2.errorbar(table["step_ms"], table[setting], yerr=table.get(f"{setting} ci95"), fmt=marker, capsize=3,
+        ax2.errorbar(t["step_ms"], t[setting], yerr=t.get(f"{setting} ci95"), fmt=marker, capsize=3,
                      label=setting)
-    for name, r in table.iterrows():
+    for name, r in t.iterrows():
         ax2.annotate(name, (r["step_ms"], r["NR/NR"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax2.set_xlabel("training step time (ms)")
     ax2.set_ylabel("test accuracy (mean, 95% CI over seeds)")
     ax2.legend()
-    n = int(table["NR/NR count"].min()) if "NR/NR count" in table else 0
+    n = int(t["NR/NR count"].min()) if "NR/NR count" in t and len(t) else 0
     fig.suptitle(f"The nonlinearity frontier: equivariance, cost and accuracy ({n} seeds per point)")
     fig.tight_layout()
     return fig

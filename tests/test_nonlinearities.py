@@ -107,8 +107,6 @@ def test_training_axis_nonlinearity_validation():
 
 
 def test_pareto_set_matches_brute_force():
-    import itertools
-
     import pandas as pd
 
     from harness.plots import pareto
@@ -124,5 +122,4 @@ def test_pareto_set_matches_brute_force():
 
     want = [not any(dominates(pts.loc[j], pts.loc[i]) for j in pts.index if j != i) for i in pts.index]
     assert got.tolist() == want
-    assert 0 < sum(want) < len(pts)
-    assert not list(itertools.islice((i for i in pts.index if got[i] and not want[i]), 1))
+    assert 0 < sum(want) < len(pts)  # the example has both kinds of points
