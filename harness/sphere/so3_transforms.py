@@ -25,8 +25,8 @@ Forward, exact for bandwidth-b signals (SOFT quadrature, Kostelec & Rockmore 200
 with ``w_j`` the S^2 weights of the ``soft`` grid (sum 2): a 2-D FFT over (alpha, gamma), then one
 matrix product per (m, n) pair over beta against a cached table of ``d^l_{mn}(beta_j)``, the pairs
 grouped by ``max(m, |n|)`` into chunks so that the table holds (almost) only ``l >= max(m, |n|)``:
-about (4/3) b^4 numbers (180 MB in float64 at b = 64). Inverse: the transposed products, then
-the inverse 2-D FFT. Plain differentiable torch ops (autograd and forward-mode AD), any device.
+about (4/3) b^4 numbers per direction (2 x 200 MB in float64 at b = 64: the forward table has the
+quadrature weights folded in). Inverse: the transposed products, then the inverse 2-D FFT. Plain differentiable torch ops (autograd and forward-mode AD), any device.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import torch
 
 from ..util.memory import check_fits
 from .grids import check_bandwidth, grid
+from .transforms import _tracked
 from .so3 import check_rotation
 from .wigner import wigner_D, wigner_d
 
@@ -79,24 +80,24 @@ def so3_bandwidth_from_shape(shape: tuple[int, ...], name: str = "x") -> int:
 class SO3Plan:
     """Tables for one (bandwidth, dtype, device).
 
-    Pairs (m >= 0, n) sorted by ``mu = max(m, |n|)``; chunk ``(p0, p1, mu0, T)`` holds the pairs
-    p0..p1-1 and ``T[p, l - mu0, j] = d^l_{m_p n_p}(beta_j)`` (zero for l < mu_p), so one bmm per
-    chunk maps beta samples to degrees. ``fpos[p]``: the pair's place in the FFT output
+    Pairs (m >= 0, n) sorted by ``mu = max(m, |n|)``; chunk ``(p0, p1, mu0, F, T)`` holds the
+    pairs p0..p1-1, the inverse table ``T[p, l - mu0, j] = d^l_{m_p n_p}(beta_j)`` (zero for
+    l < mu_p) and the forward one ``F = (2l+1)/2 w_j T`` (the quadrature weights folded in: twice
+    the memory, no scaling passes), so one bmm per chunk maps beta samples to degrees and back. ``fpos[p]``: the pair's place in the FFT output
     ``[b+1 (m), 2b (n, FFT order)]``; ``slot``: the flat coefficient index of every packed
     (pair, l) row (an always-valid entry for padding rows, whose table rows are zero);
     ``gather``: the packed row of every flat coefficient (the appended zero row where l < mu).
     """
 
     bandwidth: int
-    weights: torch.Tensor  # [2b] soft-grid weights w_j (sum 2)
-    lscale: torch.Tensor  # [b] (2l + 1) / 2
     fpos: torch.Tensor  # [pairs] long
-    chunks: tuple[tuple[int, int, int, torch.Tensor], ...]
+    chunks: tuple[tuple[int, int, int, torch.Tensor, torch.Tensor], ...]  # (p0, p1, mu0, forward, inverse)
     slot: torch.Tensor  # [packed rows] long
     gather: torch.Tensor  # [b * b * (2b-1)] long
+    spread: torch.Tensor  # [(b+1) * 2b] long: the pair behind each FFT entry, or ``pairs`` (a zero) if none
 
     def table_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for *_, t in self.chunks)
+        return sum(f.numel() * f.element_size() + i.numel() * i.element_size() for *_, f, i in self.chunks)
 
 
 def _chunk_mus(b: int) -> np.ndarray:
@@ -114,7 +115,7 @@ def table_bytes(bandwidth: int) -> int:
     b = check_bandwidth(bandwidth)
     bounds = _chunk_mus(b)
     k = np.arange(b)
-    return int(sum(8 * (4 * k[(k >= a) & (k < c)] + 1).sum() * (b - a) * 2 * b for a, c in zip(bounds[:-1], bounds[1:])))
+    return int(sum(16 * (4 * k[(k >= a) & (k < c)] + 1).sum() * (b - a) * 2 * b for a, c in zip(bounds[:-1], bounds[1:])))
 
 
 @functools.lru_cache(maxsize=4)
@@ -150,15 +151,21 @@ def _plan_float64(b: int) -> SO3Plan:
         rows += flat.size
     gather[gather < 0] = rows  # the zero row
     fpos = m * (2 * b) + n % (2 * b)
+    spread = np.full((b + 1) * 2 * b, m.size, dtype=np.int64)
+    spread[fpos] = np.arange(m.size)
     w = grid("soft", b).weights
+    chunks = []
+    for i, T in enumerate(tabs):
+        ls = np.arange(bounds[i], b, dtype=np.float64)
+        F = T * ((ls + 0.5)[None, :, None] * w[None, None, :])
+        chunks.append((int(pb[i]), int(pb[i + 1]), int(bounds[i]), torch.from_numpy(F), torch.from_numpy(T)))
     return SO3Plan(
         bandwidth=b,
-        weights=torch.from_numpy(w.copy()),
-        lscale=torch.arange(b, dtype=torch.float64) + 0.5,
         fpos=torch.from_numpy(fpos),
-        chunks=tuple((int(pb[i]), int(pb[i + 1]), int(bounds[i]), torch.from_numpy(T)) for i, T in enumerate(tabs)),
+        chunks=tuple(chunks),
         slot=torch.from_numpy(np.concatenate(slot)),
         gather=torch.from_numpy(gather),
+        spread=torch.from_numpy(spread),
     )
 
 
@@ -170,9 +177,8 @@ def _plan_cast(b: int, dtype: str, device: str) -> SO3Plan:
     def mv(t: torch.Tensor) -> torch.Tensor:
         return t.to(device=dev, dtype=dt if t.is_floating_point() else t.dtype).contiguous()
 
-    return SO3Plan(bandwidth=b, weights=mv(p.weights), lscale=mv(p.lscale), fpos=mv(p.fpos),
-                   chunks=tuple((p0, p1, mu0, mv(T)) for p0, p1, mu0, T in p.chunks),
-                   slot=mv(p.slot), gather=mv(p.gather))
+    return SO3Plan(bandwidth=b, fpos=mv(p.fpos), chunks=tuple((p0, p1, mu0, mv(F), mv(T)) for p0, p1, mu0, F, T in p.chunks),
+                   slot=mv(p.slot), gather=mv(p.gather), spread=mv(p.spread))
 
 
 def so3_plan(bandwidth: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> SO3Plan:
@@ -207,15 +213,22 @@ def so3_fft(x: torch.Tensor, *, check_finite: bool = False) -> torch.Tensor:
     xb = x.reshape(B, 2 * b, 2 * b, 2 * b)
     # rfft over alpha (m >= 0), full FFT over gamma (all n): [B, beta, b+1, 2b]
     X = torch.fft.rfftn(xb, dim=(-1, -2), norm="forward").reshape(B, 2 * b, (b + 1) * 2 * b)
-    Xp = X[:, :, p.fpos] * p.weights[:, None]  # [B, j, pairs]
-    Xp = torch.view_as_real(Xp).permute(2, 1, 0, 3).reshape(-1, 2 * b, 2 * B)  # [pairs, j, B re/im]
-    parts = [torch.bmm(T, Xp[p0:p1]).reshape(-1, 2 * B) for p0, p1, _, T in p.chunks]
-    parts.append(Xp.new_zeros(1, 2 * B))
-    packed = torch.cat(parts)  # [rows + 1, 2B]
+    X = torch.view_as_real(X).permute(2, 1, 0, 3)  # [(m, n), j, B, re/im], a view
+    Xp = X[p.fpos].reshape(-1, 2 * b, 2 * B)  # [pairs, j, B re/im]: one gather-copy
+    if _tracked(Xp):  # autograd: no out= (the parts are concatenated instead)
+        parts = [torch.bmm(F, Xp[p0:p1]).reshape(-1, 2 * B) for p0, p1, _, F, _ in p.chunks]
+        packed = torch.cat([*parts, Xp.new_zeros(1, 2 * B)])
+    else:
+        packed = Xp.new_empty(p.slot.numel() + 1, 2 * B)
+        o = 0
+        for p0, p1, mu0, F, _ in p.chunks:
+            n_rows = (p1 - p0) * (b - mu0)
+            torch.bmm(F, Xp[p0:p1], out=packed[o : o + n_rows].view(p1 - p0, b - mu0, 2 * B))
+            o += n_rows
+        packed[o] = 0  # the row that entries with l < max(m, |n|) read
     nb = 2 * b - 1
-    out = packed[p.gather].view(b, b, nb, B, 2) * p.lscale[:, None, None, None, None]
-    out = torch.view_as_complex(out.permute(3, 0, 1, 2, 4).contiguous())
-    return out.reshape(*lead, b, b, nb)
+    out = packed.view(-1, B, 2).transpose(0, 1)[:, p.gather]  # [B, (l, m, n), re/im]: one gather-copy
+    return torch.view_as_complex(out).reshape(*lead, b, b, nb)
 
 
 def check_so3_coefficients(c: object, name: str = "coeffs") -> int:
@@ -242,16 +255,21 @@ def so3_ifft(coeffs: torch.Tensor, *, check_finite: bool = False) -> torch.Tenso
     check_fits(3 * B * (2 * b) ** 3 * coeffs.element_size(), f"the inverse SO(3) transform of {B} signals at bandwidth {b}")
     p = so3_plan(b, rdt, coeffs.device)
     nb = 2 * b - 1
-    C = torch.view_as_real(coeffs.resolve_conj().reshape(B, b * b * nb)).permute(1, 0, 2).reshape(b * b * nb, 2 * B)
-    packed = C[p.slot]
-    Y, o = [], 0
-    for p0, p1, mu0, T in p.chunks:
-        n_rows = (p1 - p0) * (b - mu0)
-        Y.append(torch.bmm(T.transpose(1, 2), packed[o : o + n_rows].view(p1 - p0, b - mu0, 2 * B)))
-        o += n_rows
-    Yc = torch.view_as_complex(torch.cat(Y).view(-1, 2 * b, B, 2)).permute(2, 1, 0)  # [B, j, pairs]
-    F = Yc.new_zeros(B, 2 * b, (b + 1) * 2 * b)
-    F = F.index_copy(2, p.fpos, Yc)
+    C = torch.view_as_real(coeffs.resolve_conj().reshape(B, b * b * nb)).permute(1, 0, 2)  # [(l, m, n), B, 2], a view
+    packed = C[p.slot].reshape(-1, 2 * B)  # one gather-copy
+    npairs = p.fpos.numel()
+    rows = [(p0, p1, (p1 - p0) * (b - mu0), b - mu0, T) for p0, p1, mu0, _, T in p.chunks]
+    offsets = np.cumsum([0] + [r[2] for r in rows])
+    if _tracked(packed):  # autograd: no out=
+        Y = torch.cat([*(torch.bmm(T.transpose(1, 2), packed[o : o + n].view(p1 - p0, L, 2 * B))
+                         for (p0, p1, n, L, T), o in zip(rows, offsets)), packed.new_zeros(1, 2 * b, 2 * B)])
+    else:
+        Y = packed.new_empty(npairs + 1, 2 * b, 2 * B)  # [pairs + a zero, j, B re/im]
+        Y[npairs] = 0
+        for (p0, p1, n, L, T), o in zip(rows, offsets):
+            torch.bmm(T.transpose(1, 2), packed[o : o + n].view(p1 - p0, L, 2 * B), out=Y[p0:p1])
+    Yv = Y.view(npairs + 1, 2 * b, B, 2).permute(2, 1, 0, 3)  # [B, j, pairs, 2], a view
+    F = torch.view_as_complex(Yv[:, :, p.spread].contiguous())  # [B, j, (m, n)]: one gather-copy, zeros included
     x = torch.fft.irfftn(F.view(B, 2 * b, b + 1, 2 * b), s=(2 * b, 2 * b), dim=(-1, -2), norm="forward")
     return x.reshape(*lead, 2 * b, 2 * b, 2 * b)
 
