@@ -172,7 +172,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Cohen et al. (2018)'s spherical MNIST network: S^2 correlation -> ReLU -> SO(3) correlation ->
     # ReLU -> integration over SO(3) -> linear; bandwidths 30 (input), 10, 6; channels 20, 40, 10;
-    # localized filters on 24 (S^2) and 72 (SO(3)) near-identity points: 58,550 parameters.
+    # localized filters on 24 (S^2) and 72 (SO(3)) near-identity points. One addition: batch
+    # normalization of the 40 integrated (invariant) features. s2cnn feeds raw 0-255 pixels; our
+    # inputs are in [0, 1], where the integrated features barely vary between images and the
+    # network stays at chance (loss 2.30 after an epoch of 2,000 images; 39% with the batchnorm).
+    # 58,630 parameters (58,550 without it).
     "cohen_mnist": {
         "in_channels": 1,
         "bandwidth": 30,
@@ -183,6 +187,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"type": "so3_conv", "out_channels": 40, "bandwidth": 6},
             {"type": "pointwise", "activation": "relu"},
             {"type": "integrate"},
+            {"type": "batchnorm"},
             {"type": "linear", "out_features": 10},
         ],
     },

@@ -301,13 +301,14 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
 
 
 def _descriptor_invariance(model: nn.Module, x: torch.Tensor, t: dict[str, Any], seed: int) -> float:
-    """Median invariance error of the learned descriptor on exact rotations of test inputs."""
+    """Median invariance error of the learned invariant (descriptor or SO(3) integration) on exact
+    rotations of test inputs."""
     model.eval()
     xs = x[: t["invariance_inputs"]].double()
     m = copy.deepcopy(model).double()
     df = equivariance_error(m, xs, random_rotations(t["invariance_rotations"], seed=seed + 99), mode="cumulative",
                             project=True)
-    return float(df[df["layer"].str.startswith("descriptor")]["rel_error"].median())
+    return float(df[df["layer"].str.startswith(("descriptor", "integrate"))]["rel_error"].median())
 
 
 def plan_training(config: str | os.PathLike | dict[str, Any]) -> pd.DataFrame:
