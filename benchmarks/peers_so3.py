@@ -7,7 +7,8 @@ orders |m|, |n| <= l), a batch of ``--batch`` real signals:
 * ``harness``  :func:`harness.sphere.so3_transforms.so3_fft` / ``so3_ifft`` (torch): real
                ``[batch, 2b, 2b, 2b]`` on the SOFT grid (beta, alpha, gamma) <-> complex
                ``[batch, b, b, 2b-1]`` (l, m >= 0, n). ``table_MiB``: ``so3_plan(b, dtype).table_bytes()``,
-               one d-table serving both directions.
+               its d-tables for both directions (the forward one with the quadrature weights
+               folded in).
 * ``s2fft``    s2fft's precompute Wigner transform (JAX), ``sampling="dh"``, ``reality=True``,
                L = N = b: ``s2fft.precompute_transforms.wigner.forward_transform_jax`` /
                ``inverse_transform_jax`` (what ``wigner.forward(..., method="jax")`` dispatches to)
@@ -22,7 +23,10 @@ orders |m|, |n| <= l), a batch of ``--batch`` real signals:
                each, quadrature weights / normalisation folded in). s2fft hard-codes complex128 in
                its transforms, so float32 rows run with ``jax_enable_x64`` off (inside
                ``jax.enable_x64(False)``: every complex128 becomes complex64) on the float64
-               kernels cast to float32; float64 rows run with ``jax_enable_x64`` on. Its kernel
+               kernels cast to float32; float64 rows run with ``jax_enable_x64`` on. Both of its
+               transforms cast the real kernel to complex inside the jitted call
+               (``kernel.astype(complex128)``), a temporary twice the kernel's size per call
+               (1 GB at b = 64), which is part of what is timed. Its kernel
                builder picks the "direct" (Risbo) recursion for N = L, so the build is O(b^4)
                work in a Python loop over l.
 * ``e3nn``     ``e3nn.o3.SO3Grid(lmax=b-1, resolution=b, aspect_ratio=1)``: ``from_grid`` (forward) /
@@ -32,7 +36,8 @@ orders |m|, |n| <= l), a batch of ``--batch`` real signals:
                smallest grid on which ``from_grid(to_grid(c)) == c``: e3nn's default aspect ratio 2
                doubles alpha and gamma). Both directions are one einsum against a dense buffer
                ``D [2b, 2b, 2b, sum_l (2l+1)^2]`` (~85 b^6 bytes in float64: 1.4 GB at b = 16,
-               92 GB at b = 32). When the predicted build peak (~3x the float64 D) exceeds
+               92 GB at b = 32). When the predicted build peak (~4x the float64 D: measured ~5.8 GB
+               at b = 16) exceeds
                ``--max-gib``, nothing is built: the row gives ``table_MiB`` (the float64 D) and a
                note, no timings. The module is built under ``torch.set_default_dtype(float64)``
                (e3nn builds its grid in the default dtype) and cast with ``.to(dtype)``.
@@ -61,9 +66,20 @@ Threads: torch ``set_num_threads(--threads)``; before jax is imported ``XLA_FLAG
 ``--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=<threads>`` (the second is the
 commonly quoted form; XLA's CPU client sizes its pool from the CPUs the process may use), and when
 ``--threads`` is below the number of CPUs the whole process is pinned to the first ``--threads``
-CPUs (``os.sched_setaffinity``), so XLA cannot use more. The committed results were measured on a
-2-CPU AMD EPYC virtual machine (24 GiB RAM) with ``--threads 2`` (every CPU; no pinning needed).
-The ``threads``, ``xla_flags``, ``machine`` and ``nproc`` columns record this with every row.
+CPUs (``os.sched_setaffinity``), so XLA cannot use more. ``results/peers/so3.csv`` was measured on
+a 2-CPU AMD EPYC virtual machine (24 GiB RAM) with ``--threads 2`` (every CPU; no pinning needed),
+under ``nice -n -10``, while other jobs kept about one CPU busy (``other_cpus`` ~1 in every row):
+the harness's torch path with 2 threads suffers most from that (its many small parallel regions
+each wait for the second thread to be scheduled: against a ``--threads 1`` run made right after
+under the same load, it was 3-45x slower at b <= 16, 1.4-2.6x at b = 32 and 1.1x at b = 64,
+while s2fft's times hardly changed with 1 thread). Rerun on an idle machine before quoting the
+ratios.
+The ``threads``, ``xla_flags``, ``machine`` and ``nproc`` columns record this with every row;
+``other_cpus`` is how many CPUs other processes kept busy, on average, during that (b, dtype)'s
+timed calls (``/proc/stat`` busy time less this process's CPU time, per wall second): with 2
+threads on 2 CPUs any other load makes the threads of one call wait for each other, so rows with
+``other_cpus`` well above 0 are not clean measurements (a warning is printed when the load average
+is above 0.5 at the start).
 
 Run it from an environment that has jax, s2fft and e3nn besides the harness (a library that cannot
 be imported is skipped with a note row), e.g. a separate venv::
@@ -85,6 +101,7 @@ import argparse
 import copy
 import csv
 import gc
+import importlib.metadata
 import math
 import os
 import platform
@@ -108,7 +125,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COLUMNS = ["library", "b", "dtype", "batch", "forward_ms", "inverse_ms", "setup_s", "table_MiB",
            "roundtrip_rel_err", "note", "ratio_forward", "ratio_inverse", "forward_best_ms",
            "inverse_best_ms", "repeats", "threads", "xla_flags", "torch", "jax", "jaxlib", "s2fft",
-           "e3nn", "numpy", "machine", "nproc"]
+           "e3nn", "numpy", "machine", "nproc", "other_cpus"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -123,6 +140,33 @@ def machine() -> str:
     except OSError:
         pass
     return name or platform.machine()
+
+
+def loadavg() -> float | None:
+    """The 1-minute load average, None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine from /proc/stat, CPU seconds of this process)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:8]]  # user nice system idle iowait irq softirq
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / hz, own.user + own.system
+
+
+def other_cpus(before, after, wall: float) -> float | None:
+    """How many CPUs other processes kept busy on average between two ``cpu_seconds()``."""
+    if before is None or after is None or wall <= 0:
+        return None
+    return round(max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall, 2)
 
 
 def rel_err(got, want) -> float:
@@ -187,12 +231,11 @@ class S2fft:
         jax.config.update("jax_enable_x64", True)
         import jax.numpy as jnp
         import jaxlib
-        import s2fft
         from s2fft.precompute_transforms import construct
         from s2fft.precompute_transforms import wigner as pw
         from s2fft.utils.signal_generator import generate_flmn
         self.jax, self.jnp, self.construct, self.pw, self.generate_flmn = jax, jnp, construct, pw, generate_flmn
-        self.versions = dict(jax=jax.__version__, jaxlib=jaxlib.__version__, s2fft=s2fft.__version__)
+        self.versions = dict(jax=jax.__version__, jaxlib=jaxlib.__version__, s2fft=importlib.metadata.version("s2fft"))
 
     @staticmethod
     def kernel_bytes(b: int, itemsize: int = 8) -> int:
@@ -335,12 +378,16 @@ def main(argv: list[str] | None = None) -> int:
         versions.update(p.versions)
     common = dict(batch=a.batch, repeats=a.repeats, threads=a.threads, xla_flags=xla_flags,
                   torch=torch.__version__, numpy=np.__version__, machine=machine(), nproc=os.cpu_count(),
-                  **versions)
+                  other_cpus=None, **versions)
     print(f"torch {common['torch']}, jax {versions['jax'] or '-'}, s2fft {versions['s2fft'] or '-'}, "
           f"e3nn {versions['e3nn'] or '-'}; {common['machine']}, {common['nproc']} CPUs, {a.threads} threads "
           f"(XLA_FLAGS={xla_flags!r}); batch {a.batch}; times: median of {a.repeats} after {a.warmup} "
           f"warm-up calls, round-robin, {a.gap_ms} ms gaps", flush=True)
 
+    load = loadavg()
+    if load is not None and load > 0.5:
+        print(f"warning: 1-minute load average {load} before the run: other processes compete for the CPUs"
+              " and the times (of multi-threaded calls most) will be inflated; see the other_cpus column", flush=True)
     rows: list[dict] = []
 
     def row(lib, b, dname, **kw):
@@ -370,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                                                note=f"not built: kernels + per-call complex cast need ~{need / 2**30:.1f} GiB"
                                                     f" > --max-gib {a.max_gib}"))
                             continue
-                    if lib == "e3nn":  # build peak ~ 3 x the float64 D
-                        need = 3 * E3nn.d_bytes(b)
+                    if lib == "e3nn":  # build peak ~ 4 x the float64 D (wigner_D pieces, cat, cast)
+                        need = 4 * E3nn.d_bytes(b)
                         if need > limit:
                             pending.append(dict(library=lib, repeats=0, table_MiB=E3nn.d_bytes(b, dtype.itemsize) / 2**20,
                                                note=f"not built: its dense D [{2 * b}, {2 * b}, {2 * b}, {b * (4 * b * b - 1) // 3}]"
@@ -382,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
                     made[lib] = setup_harness(b, dtype, a.batch, cache) if lib == "harness" else peers[lib].setup(b, dtype, a.batch, cache)
                     print(f"  set up {lib:8s} b={b:3d} {dname}: {time.perf_counter() - t0:.1f} s "
                           f"(tables {made[lib]['setup_s']:.2f} s, {made[lib]['table_bytes'] / 2**20:.1f} MiB)", flush=True)
+                c0, w0 = cpu_seconds(), time.perf_counter()
                 t = time_round_robin({(lib, d): m[d] for lib, m in made.items() for d in ("fwd", "inv")},
                                      a.repeats, a.warmup, a.gap_ms / 1e3)
+                common["other_cpus"] = other_cpus(c0, cpu_seconds(), time.perf_counter() - w0)
                 base = {}
                 for lib, m in made.items():
                     (f_med, f_best), (i_med, i_best) = t[lib, "fwd"], t[lib, "inv"]
@@ -393,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                     if lib == "harness":
                         base = r
                     print(f"  {lib:8s} b={b:3d} {dname}: fwd {f_med:10.3f} ms  inv {i_med:10.3f} ms  "
-                          f"rt err {m['err']:.1e}", flush=True)
+                          f"rt err {m['err']:.1e}  (other processes: {common['other_cpus']} CPUs)", flush=True)
                 for r in rows:
                     if r["b"] == b and r["dtype"] == dname and r["forward_ms"] is not None and base:
                         r["ratio_forward"] = r["forward_ms"] / base["forward_ms"]
