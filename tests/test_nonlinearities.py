@@ -123,3 +123,11 @@ def test_pareto_set_matches_brute_force():
     want = [not any(dominates(pts.loc[j], pts.loc[i]) for j in pts.index if j != i) for i in pts.index]
     assert got.tolist() == want
     assert 0 < sum(want) < len(pts)  # the example has both kinds of points
+
+
+def test_training_cells_run_every_nonlinearity_before_a_second_seed():
+    from harness.runs.train import load_train_config, training_cells
+
+    cfg = load_train_config({"axes": {"nonlinearity": ["norm", "gated"], "seed": [0, 1]}})
+    order = [(c.params["seed"], c.params["nonlinearity"]) for c in training_cells(cfg)]
+    assert order == [(0, "norm"), (0, "gated"), (1, "norm"), (1, "gated")]

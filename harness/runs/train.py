@@ -196,8 +196,8 @@ def training_cells(cfg: dict[str, Any]) -> list[Cell]:
     """One cell per (activation, oversampling, seed); each trains what its settings need."""
     out = []
     ax = cfg["axes"]
-    if ax.get("nonlinearity"):
-        for nl, seed in itertools.product(ax["nonlinearity"], ax["seed"]):
+    if ax.get("nonlinearity"):  # seed-major: every nonlinearity has a first seed before any has a second
+        for seed, nl in itertools.product(ax["seed"], ax["nonlinearity"]):
             params = {"experiment": cfg["name"], "activation": "relu", "oversampling": 1.0, "nonlinearity": nl,
                       "seed": seed, "settings": ax["settings"], "data": cfg["data"], "train": cfg["train"],
                       "model": cfg["model"]}
