@@ -305,6 +305,7 @@ def frontier(table: pd.DataFrame) -> plt.Figure:
     for name, r in table.iterrows():
         ax.annotate(name, (r["error"], r["step_ms"]), textcoords="offset points", xytext=(7, 4), fontsize=9)
     ax.set_xscale("log")
+    ax.margins(x=0.15)
     ax.set_xlabel("isolated equivariance error (relative L², float64, median; b = 32)")
     ax.set_ylabel("training step time (ms, esteves_mnist, b = 30, batch 32)")
     fig.colorbar(sc, ax=ax, label="NR/R accuracy (mean over seeds)")
@@ -317,8 +318,9 @@ def frontier(table: pd.DataFrame) -> plt.Figure:
     ax2.set_xlabel("training step time (ms)")
     ax2.set_ylabel("test accuracy (mean, 95% CI over seeds)")
     ax2.legend()
-    n = int(t["NR/NR count"].min()) if "NR/NR count" in t and len(t) else 0
-    fig.suptitle(f"The nonlinearity frontier: equivariance, cost and accuracy ({n} seeds per point)")
+    lo, hi = (int(t["NR/NR count"].min()), int(t["NR/NR count"].max())) if "NR/NR count" in t and len(t) else (0, 0)
+    seeds = f"{lo} seeds per point" if lo == hi else f"{lo}-{hi} seeds per point; CI where more than one"
+    fig.suptitle(f"The nonlinearity frontier: equivariance, cost and accuracy ({seeds})")
     fig.tight_layout()
     return fig
 
