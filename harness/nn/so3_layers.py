@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..sphere.fields import Field, Invariant, S2Grid, SO3Grid
+from ..sphere.fields import Field, Invariant, SO3Grid
 from ..sphere.grids import bandwidth_from_shape, check_bandwidth, check_kind, grid
 from ..sphere.legendre import legendre_table
 from ..sphere.so3 import euler_zyz_to_matrix
@@ -36,7 +36,7 @@ from ..sphere.so3_transforms import (so3_bandwidth_from_shape, so3_degree_norms,
                                      so3_resize_coefficients)
 from ..sphere.transforms import resize_coefficients, sft
 from ..sphere.wigner import wigner_D
-from .layers import ACTIVATIONS, check_activation
+from .layers import check_activation
 
 DEFAULT_MAX_BETA = math.pi / 8
 
@@ -341,4 +341,4 @@ SO3_LAYERS = (S2ToSO3Conv, SO3Conv, SO3Pointwise, SO3Pool, SO3Integrate, SO3Desc
 
 __all__ = ["S2ToSO3Conv", "SO3Conv", "SO3Pointwise", "SO3Pool", "SO3Integrate", "SO3Descriptor", "SO3_LAYERS",
            "s2_near_identity_grid", "so3_near_identity_grid", "s2_kernel_table", "so3_kernel_table", "kernel_table",
-           "s2_so3_correlation", "so3_so3_correlation", "so3_pointwise", "so3_integrate", "ACTIVATIONS"]
+           "s2_so3_correlation", "so3_so3_correlation", "so3_pointwise", "so3_integrate"]
