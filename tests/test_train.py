@@ -82,3 +82,50 @@ class TestConfigValidation:
         assert load_train_config({"data": {"bandwidth": 29, "kind": "gl"}})["data"]["bandwidth"] == 29
         with pytest.raises(ConfigError, match=r"expected at least 29 for 28 x 28 images on the 'gl' grid"):
             load_train_config({"data": {"bandwidth": 28, "kind": "gl"}})
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after(model: torch.nn.Module, n: int) -> torch.nn.Module:
+    """Makes the model raise on its (n+1)-th forward call (an interrupted run); weights untouched."""
+    calls = iter(range(n + 1))
+
+    def hook(module, args):
+        if next(calls) == n:
+            raise _Interrupt
+
+    model.register_forward_pre_hook(hook)
+    return model
+
+
+def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path):
+    from harness.runs.data import projected_dataset
+    from harness.runs.train import fit_seconds
+
+    x, y = projected_dataset("mnist5k", "train", bandwidth=16)
+    x, y = x[:96], y[:96]
+    spec = {"bandwidth": 16, "in_channels": 1, "layers": [{"type": "conv", "out_channels": 4}, {"type": "pointwise"},
+                                       {"type": "descriptor"}, {"type": "linear", "out_features": 10}]}
+
+    def model():
+        torch.manual_seed(0)
+        return harness.build_model(spec)
+
+    whole = model()
+    ref = fit(whole, x, y, epochs=3, batch_size=32, lr=5e-3, seed=1, progress=False)
+
+    state = tmp_path / "fit.state.pt"
+    with pytest.raises(_Interrupt):  # stopped in the second epoch: the first one is saved
+        fit(_stop_after(model(), 3 + 2), x, y, epochs=3, batch_size=32, lr=5e-3, seed=1, progress=False,
+            state_path=state)
+    resumed = model()
+    losses = fit(resumed, x, y, epochs=3, batch_size=32, lr=5e-3, seed=1, progress=False, state_path=state)
+    assert losses == ref
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert fit_seconds(state) > 0
+    # a state of another run is refused, not silently continued
+    with pytest.raises(ValueError, match="state_path .* 3 epochs, batch 32, 96 samples"):
+        fit(model(), x, y, epochs=4, batch_size=32, lr=5e-3, seed=1, progress=False, state_path=state)

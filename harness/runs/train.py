@@ -163,17 +163,38 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
-        seed: int, weight_decay: float = 0.0, progress: bool | None = None) -> list[float]:
-    """Adam with a cosine schedule; returns the mean training loss of each epoch."""
+        seed: int, weight_decay: float = 0.0, progress: bool | None = None,
+        state_path: str | os.PathLike | None = None) -> list[float]:
+    """Adam with a cosine schedule; returns the mean training loss of each epoch.
+
+    With ``state_path``, the model, optimiser, schedule, shuffling generator, losses and elapsed
+    training seconds are saved there after every epoch (atomically), and a later call with the same
+    path resumes after the last saved epoch: an interrupted run ends where an uninterrupted one
+    would, bit for bit on the same machine. The file is left for the caller to remove.
+    """
     from tqdm.auto import tqdm
 
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    losses = []
-    bar = tqdm(total=steps, desc="train", unit="step", disable=None if progress is None else not progress)
-    for _ in range(epochs):
+    per_epoch = (len(x) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * per_epoch)
+    losses: list[float] = []
+    seconds = 0.0
+    path = Path(state_path) if state_path is not None else None
+    if path is not None and path.is_file():
+        st = torch.load(path, weights_only=False)
+        if (st["epochs"], st["batch_size"], st["n"]) != (epochs, batch_size, len(x)):
+            raise ValueError(f"state_path {path} holds a run of {st['epochs']} epochs, batch {st['batch_size']}, "
+                             f"{st['n']} samples; this call asks for {epochs}, {batch_size}, {len(x)}")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        gen.set_state(st["generator"])
+        losses, seconds = st["losses"], st["seconds"]
+    bar = tqdm(total=epochs * per_epoch, initial=len(losses) * per_epoch, desc="train", unit="step",
+               disable=None if progress is None else not progress)
+    for _ in range(len(losses), epochs):
+        t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         total = 0.0
@@ -187,9 +208,22 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
             total += float(loss.detach()) * len(idx)
             bar.update(1)
         losses.append(total / len(x))
+        seconds += time.perf_counter() - t0
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "generator": gen.get_state(), "losses": losses, "seconds": seconds,
+                        "epochs": epochs, "batch_size": batch_size, "n": len(x)}, tmp)
+            os.replace(tmp, path)
     bar.close()
     return losses
+
+
+def fit_seconds(state_path: str | os.PathLike) -> float:
+    """Training seconds summed over the epochs (and resumptions) a ``fit`` state file records."""
+    return float(torch.load(state_path, weights_only=False)["seconds"])
 
 
 def training_cells(cfg: dict[str, Any]) -> list[Cell]:
@@ -262,7 +296,7 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
             n = d["n_train"] if split == "train" else d["n_test"]
             return (x[:n], y[:n]) if n else (x, y)
 
-        rows = []
+        rows, states = [], []
         needs = {"NR": any(s.startswith("NR/") for s in cell["settings"]), "R": "R/R" in cell["settings"]}
         for train_rot, needed in needs.items():
             if not needed:
@@ -271,9 +305,12 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
                 torch.manual_seed(cell["seed"])
                 model = build_model(model_spec(cfg, cell["activation"], cell["oversampling"], cell.get("nonlinearity")))
             xtr, ytr = data("train", train_rot == "R")
-            t0 = time.perf_counter()
-            losses = fit(model, xtr, ytr, t["epochs"], t["batch_size"], t["lr"], cell["seed"], t["weight_decay"], progress)
-            train_s = time.perf_counter() - t0
+            # per-epoch state: an interrupted cell resumes its training where it stopped
+            state = root / "partial" / f"{cell['cell_id']}-{train_rot}.state.pt"
+            losses = fit(model, xtr, ytr, t["epochs"], t["batch_size"], t["lr"], cell["seed"], t["weight_decay"],
+                         progress, state_path=state)
+            train_s = fit_seconds(state)
+            states.append(state)
             ckpt = root / "checkpoints" / f"{cell['cell_id']}-{train_rot}.pt"
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save(model.state_dict(), ckpt)
@@ -289,6 +326,8 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
                              "descriptor_invariance_error": inv, "checkpoint": str(ckpt)})
     finally:
         torch.set_num_threads(threads)
+    for state in states:  # the cell is complete: its checkpoints hold the models
+        state.unlink(missing_ok=True)
     df = pd.DataFrame(rows)
     for k in ("experiment", "cell_id", "activation", "oversampling", "seed"):
         df[k] = cell[k]
