@@ -42,7 +42,7 @@ cohen2018: $(STAMP)
 ## and on the Fashion-MNIST subset of the frontier (installs dataset-fashion-mnist)
 cohen-accuracy: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
-	for c in cohen_accuracy cohen_accuracy_shared accuracy_shared cohen_fashion; do \
+	for c in cohen_accuracy cohen_accuracy_shared accuracy_shared cohen_fashion cohen_fashion_full; do \
 	  $(BIN)/python -m harness train experiments/$$c.toml || exit 1; done
 
 ## the nonlinearity frontier: isolated errors, training on a Fashion-MNIST subset, step times, figure

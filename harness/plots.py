@@ -268,18 +268,24 @@ def pareto(points: pd.DataFrame, minimize: list[str], maximize: list[str]) -> pd
     return pd.Series(~dominated, index=points.index)
 
 
+#: The frontier's goal (issue 13), against the sampled ReLU at s = 1.
+GOAL_ERROR, GOAL_TIME_RATIO, GOAL_ACCURACY_DROP = 1e-6, 2.0, 0.005
+
+
 def frontier_table(errors: pd.DataFrame, accuracy: pd.DataFrame, step_times: pd.DataFrame,
-                   bandwidth: int = 32) -> pd.DataFrame:
+                   bandwidth: int = 32, reference: str = "relu_s1") -> pd.DataFrame:
     """One row per nonlinearity: median isolated error and Lie derivative at ``bandwidth``
     (results/frontier), time per training step (benchmarks/train_step.py), accuracy per setting
-    (mean and 95% t-interval half-width over seeds), and whether it is on the Pareto set
-    (error and step time down, NR/R accuracy up)."""
+    (mean and 95% t-interval half-width over seeds; NaN from one seed), whether it is on the Pareto set (error and
+    step time down, NR/R accuracy up), its time and NR/NR accuracy relative to ``reference``, and
+    whether it meets the frontier's goal (issue 13): error <= GOAL_ERROR, time <= GOAL_TIME_RATIO x
+    the reference's, NR/NR within GOAL_ACCURACY_DROP of the reference's mean."""
     from scipy.stats import t as student
 
     e = errors[errors["bandwidth"] == bandwidth].groupby("nonlinearity").agg(
         error=("rel_error", "median"), lie_derivative=("lie_derivative", "median"))
     a = accuracy.groupby(["nonlinearity", "setting"])["accuracy"].agg(["mean", "std", "count"])
-    a["ci95"] = a["std"].fillna(0) * student.ppf(0.975, (a["count"] - 1).clip(lower=1)) / np.sqrt(a["count"])
+    a["ci95"] = a["std"] * student.ppf(0.975, (a["count"] - 1).clip(lower=1)) / np.sqrt(a["count"])
     a = a[["mean", "ci95", "count"]].unstack("setting")
     a.columns = [f"{s} {k}" if k != "mean" else s for k, s in a.columns]
     st = step_times.set_index("nonlinearity")["step_ms"].rename("step_ms")
@@ -287,10 +293,27 @@ def frontier_table(errors: pd.DataFrame, accuracy: pd.DataFrame, step_times: pd.
     trained = out["NR/R"].notna()
     out["pareto"] = False
     out.loc[trained, "pareto"] = pareto(out[trained], ["error", "step_ms"], ["NR/R"])
+    if reference in out.index:
+        ref = out.loc[reference]
+        out["time_ratio"] = out["step_ms"] / ref["step_ms"]
+        out["NR/NR vs reference"] = out["NR/NR"] - ref["NR/NR"]
+        out["meets_goal"] = ((out["error"] <= GOAL_ERROR) & (out["time_ratio"] <= GOAL_TIME_RATIO)
+                             & (out["NR/NR vs reference"] >= -GOAL_ACCURACY_DROP))
     return out.sort_values("step_ms")
 
 
-def frontier(table: pd.DataFrame) -> plt.Figure:
+def _label_offsets(x: pd.Series, y: pd.Series, log_x: bool) -> dict:
+    """Annotation offsets: a label goes below its point when a point just above would collide."""
+    span = float(y.max() - y.min()) or 1.0
+    xs = np.log10(x.astype(float)) if log_x else x.astype(float)
+    out = {}
+    for k in x.index:
+        close = (abs(xs - xs[k]) < 1.0) & (y > y[k]) & (y - y[k] < 0.06 * span)
+        out[k] = (7, -12) if close.any() else (7, 4)
+    return out
+
+
+def frontier(table: pd.DataFrame, reference: str = "relu_s1") -> plt.Figure:
     """Error (x, log) vs time per step (y), colour = NR/R accuracy; right: NR/NR and NR/R
     accuracy (mean, 95% CI over seeds) vs time per step. Pareto set ringed."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
@@ -298,26 +321,42 @@ def frontier(table: pd.DataFrame) -> plt.Figure:
     sc = ax.scatter(t["error"], t["step_ms"], c=t["NR/R"], cmap="viridis", s=90, zorder=3)
     if len(u):
         ax.scatter(u["error"], u["step_ms"], s=90, facecolors="none", edgecolors="grey", zorder=3,
-                   label="not trained (error and time only)")
+                   label="not trained")
     p = table[table["pareto"]]
     ax.scatter(p["error"], p["step_ms"], s=260, facecolors="none", edgecolors="crimson", linewidths=1.6, zorder=4,
-               label="Pareto set (error, time, NR/R accuracy)")
+               label="Pareto set (error, time, NR/R)")
+    offsets = _label_offsets(table["error"], table["step_ms"], log_x=True)
     for name, r in table.iterrows():
-        ax.annotate(name, (r["error"], r["step_ms"]), textcoords="offset points", xytext=(7, 4), fontsize=9)
+        ax.annotate(name, (r["error"], r["step_ms"]), textcoords="offset points", xytext=offsets[name], fontsize=9)
     ax.set_xscale("log")
     ax.margins(x=0.15)
+    goal = "time_ratio" in table and reference in table.index
+    if goal:  # the goal: error <= 1e-6 at <= 2x the reference's step time (and its accuracy, right)
+        ref_ms = float(table.loc[reference, "step_ms"])
+        xlim = ax.get_xlim()
+        ax.fill_between([xlim[0], GOAL_ERROR], 0, GOAL_TIME_RATIO * ref_ms, color="tab:green", alpha=0.12,
+                        zorder=0, label=f"goal: error ≤ {GOAL_ERROR:g}, ≤ {GOAL_TIME_RATIO:g}× {reference}'s time")
+        ax.set_xlim(xlim)
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("isolated equivariance error (relative L², float64, median; b = 32)")
     ax.set_ylabel("training step time (ms, esteves_mnist, b = 30, batch 32)")
     fig.colorbar(sc, ax=ax, label="NR/R accuracy (mean over seeds)")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
     for setting, marker in (("NR/NR", "o"), ("NR/R", "s")):
         ax2.errorbar(t["step_ms"], t[setting], yerr=t.get(f"{setting} ci95"), fmt=marker, capsize=3,
                      label=setting)
+    offsets = _label_offsets(t["step_ms"], t["NR/NR"], log_x=False)
     for name, r in t.iterrows():
-        ax2.annotate(name, (r["step_ms"], r["NR/NR"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax2.annotate(name, (r["step_ms"], r["NR/NR"]), textcoords="offset points", xytext=offsets[name], fontsize=8)
+    if goal and reference in t.index:
+        acc = float(t.loc[reference, "NR/NR"]) - GOAL_ACCURACY_DROP
+        ax2.fill_between([0, GOAL_TIME_RATIO * ref_ms], acc, max(float(t[["NR/NR", "NR/R"]].max().max()), acc) + 0.01,
+                         color="tab:green", alpha=0.12, zorder=0,
+                         label=f"goal: NR/NR ≥ {reference}'s − {100 * GOAL_ACCURACY_DROP:g} pt, time ≤ {GOAL_TIME_RATIO:g}×")
+        ax2.set_xlim(left=0)
     ax2.set_xlabel("training step time (ms)")
     ax2.set_ylabel("test accuracy (mean, 95% CI over seeds)")
-    ax2.legend()
+    ax2.legend(loc="center right", fontsize=8)
     lo, hi = (int(t["NR/NR count"].min()), int(t["NR/NR count"].max())) if "NR/NR count" in t and len(t) else (0, 0)
     seeds = f"{lo} seeds per point" if lo == hi else f"{lo}-{hi} seeds per point; CI where more than one"
     fig.suptitle(f"The nonlinearity frontier: equivariance, cost and accuracy ({seeds})")

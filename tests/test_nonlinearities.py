@@ -125,6 +125,30 @@ def test_pareto_set_matches_brute_force():
     assert 0 < sum(want) < len(pts)  # the example has both kinds of points
 
 
+def test_frontier_table_goal_and_intervals_from_hand_made_runs():
+    import pandas as pd
+    from scipy.stats import t as student
+
+    from harness.plots import frontier_table
+
+    # (isolated error, step ms, NR/NR accuracy per seed); the goal: error <= 1e-6, <= 2x relu_s1's
+    # time, NR/NR >= relu_s1's mean - 0.005
+    runs = {"relu_s1": (0.1, 100.0, [0.80, 0.82]), "meets": (1e-15, 199.0, [0.806]),
+            "slow": (1e-15, 201.0, [0.90]), "worse": (1e-15, 120.0, [0.804]), "aliased": (2e-6, 110.0, [0.90])}
+    errors = pd.DataFrame([{"nonlinearity": k, "bandwidth": 32, "rel_error": e, "lie_derivative": 0.0}
+                           for k, (e, _, _) in runs.items()])
+    steps = pd.DataFrame([{"nonlinearity": k, "step_ms": ms} for k, (_, ms, _) in runs.items()])
+    acc = pd.DataFrame([{"nonlinearity": k, "setting": s, "seed": i, "accuracy": a}
+                        for k, (_, _, accs) in runs.items() for i, a in enumerate(accs) for s in ("NR/NR", "NR/R")])
+    table = frontier_table(errors, acc, steps)
+    assert table.index[table["meets_goal"]].tolist() == ["meets"]
+    assert table.loc["slow", "time_ratio"] == 2.01
+    # the 95% t-interval over two seeds, by hand; one seed has none
+    half = np.std([0.80, 0.82], ddof=1) * student.ppf(0.975, 1) / np.sqrt(2)
+    assert table.loc["relu_s1", "NR/NR ci95"] == pytest.approx(half, rel=1e-12)
+    assert np.isnan(table.loc["meets", "NR/NR ci95"])
+
+
 def test_training_cells_run_every_nonlinearity_before_a_second_seed():
     from harness.runs.train import load_train_config, training_cells
 

@@ -256,7 +256,9 @@ def estimate_training(cfg: dict[str, Any], cell: dict[str, Any]) -> tuple[float,
     d, t = cfg["data"], cfg["train"]
     n_train, n_test = SPLIT_SIZES[d["dataset"]]
     n_train, n_test = min(n_train, d["n_train"] or n_train), min(n_test, d["n_test"] or n_test)
-    s = cell["oversampling"]
+    # a named nonlinearity costs about what the sampled ReLU costs at its grid's oversampling
+    model = build_model(model_spec(cfg, cell["activation"], cell["oversampling"], cell.get("nonlinearity")))
+    s = max([float(getattr(m, "oversampling", 1.0)) for m in model.modules()])
     lo, hi = max([k for k in _STEP_MS if k <= s], default=1.0), min([k for k in _STEP_MS if k >= s], default=2.0)
     step = _STEP_MS[lo] if hi == lo else _STEP_MS[lo] + (s - lo) / (hi - lo) * (_STEP_MS[hi] - _STEP_MS[lo])
     step *= max(s / 2, 1.0) ** 3 * (d["bandwidth"] / 30) ** 3 * t["batch_size"] / 32
