@@ -133,7 +133,7 @@ class ResultsDir:
                 raise RunnerError(f"out: {self.root} holds results of another config (differing keys: {keys}); rerun"
                                   " with --fresh (fresh=True) to replace them, or use another directory")
         if self.fresh:
-            for sub in ("cells", "checkpoints", "figures"):
+            for sub in ("cells", "checkpoints", "partial", "figures"):
                 shutil.rmtree(self.root / sub, ignore_errors=True)
         self.cells.mkdir(parents=True, exist_ok=True)
         self._atomic_write_text(path, json.dumps(mine, indent=2, sort_keys=True) + "\n")
