@@ -39,17 +39,18 @@ cohen2018: $(STAMP)
 	$(BIN)/python -m harness plot results/cohen2018
 
 ## Cohen's layers beside Esteves' on spherical MNIST (mnist5k; per-sample and s2cnn's shared rotations)
-## and on the Fashion-MNIST subset of the frontier (installs dataset-fashion-mnist)
+## and on Fashion-MNIST: the frontier's subset and the full split, 1 epoch (installs dataset-fashion-mnist)
 cohen-accuracy: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
-	for c in cohen_accuracy cohen_accuracy_shared accuracy_shared cohen_fashion cohen_fashion_full; do \
+	for c in cohen_accuracy cohen_accuracy_shared accuracy_shared cohen_fashion fashion_1epoch cohen_fashion_full; do \
 	  $(BIN)/python -m harness train experiments/$$c.toml || exit 1; done
 
-## the nonlinearity frontier: isolated errors, training on a Fashion-MNIST subset, step times, figure
+## the nonlinearity frontier: isolated errors, training on a Fashion-MNIST subset and the full split, step times, figure
 frontier: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
 	$(BIN)/python -m harness sweep experiments/frontier.toml
 	$(BIN)/python -m harness train experiments/frontier_train.toml
+	$(BIN)/python -m harness train experiments/frontier_full.toml
 	$(BIN)/python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated \
 	  --out results/frontier_train/step_time.csv
 	$(BIN)/python -m harness plot results/frontier_train
