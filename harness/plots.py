@@ -276,10 +276,10 @@ def frontier_table(errors: pd.DataFrame, accuracy: pd.DataFrame, step_times: pd.
                    bandwidth: int = 32, reference: str = "relu_s1") -> pd.DataFrame:
     """One row per nonlinearity: median isolated error and Lie derivative at ``bandwidth``
     (results/frontier), time per training step (benchmarks/train_step.py), accuracy per setting
-    (mean and 95% t-interval half-width over seeds; NaN from one seed), whether it is on the Pareto set (error and
-    step time down, NR/R accuracy up), its time and NR/NR accuracy relative to ``reference``, and
-    whether it meets the frontier's goal (issue 13): error <= GOAL_ERROR, time <= GOAL_TIME_RATIO x
-    the reference's, NR/NR within GOAL_ACCURACY_DROP of the reference's mean."""
+    (mean and 95% t-interval half-width over seeds; NaN from one seed), whether it is on the
+    Pareto set (error and step time down, NR/R accuracy up), its time and NR/NR accuracy relative
+    to ``reference``, and whether it meets the frontier's goal (issue 13): error <= GOAL_ERROR,
+    time <= GOAL_TIME_RATIO x the reference's, NR/NR within GOAL_ACCURACY_DROP of its mean."""
     from scipy.stats import t as student
 
     e = errors[errors["bandwidth"] == bandwidth].groupby("nonlinearity").agg(
