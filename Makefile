@@ -51,7 +51,7 @@ frontier: $(STAMP)
 	$(BIN)/python -m harness sweep experiments/frontier.toml
 	$(BIN)/python -m harness train experiments/frontier_train.toml
 	$(BIN)/python -m harness train experiments/frontier_full.toml
-	$(BIN)/python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated \
+	$(BIN)/python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated --repeats 3 \
 	  --out results/frontier_train/step_time.csv
 	$(BIN)/python -m harness plot results/frontier_train
 

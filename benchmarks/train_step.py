@@ -6,11 +6,12 @@ in place of every pointwise layer; the frontier of issue 13).
 Each configuration runs in a FRESH PROCESS (this script re-run with ``--worker``): the preset at
 ``--bandwidth`` on random band-limited inputs with random labels, Adam, ``--warmup`` steps then
 the median wall time of ``--steps`` steps (forward, loss, backward, optimizer step), with
-``--threads`` torch threads. Run it on a quiet machine: the training runs' own ``train_time_s``
-is recorded while other jobs may share the cores.
+``--threads`` torch threads. ``--repeats N`` runs N interleaved rounds over the configurations
+and reports the median of the rounds' medians (and their range). Run it on a quiet machine: the
+training runs' own ``train_time_s`` is recorded while other jobs may share the cores.
 
     python benchmarks/train_step.py --out results/accuracy/step_time.csv
-    python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated \
+    python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated --repeats 3 \
         --out results/frontier_train/step_time.csv
 """
 
@@ -67,6 +68,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1, help="interleaved rounds; step_ms is the median over them")
     p.add_argument("--out")
     p.add_argument("--nonlinearity", nargs="+", help="named nonlinearities instead of --oversampling")
     p.add_argument("--worker")
@@ -78,17 +80,27 @@ def main() -> int:
             w = a.worker
         print(json.dumps(worker(w, a.bandwidth, a.batch, a.steps, a.warmup, a.threads)))
         return 0
+    configs = a.nonlinearity or a.oversampling
+    runs: dict[str, list[dict]] = {str(s): [] for s in configs}
+    for r in range(a.repeats):  # rounds interleave the configs, so a slow spell hits them all
+        for s in configs:
+            out = subprocess.run([sys.executable, __file__, "--worker", str(s), "--bandwidth", str(a.bandwidth),
+                                  "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup),
+                                  "--threads", str(a.threads)], capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr[-2000:], file=sys.stderr)
+                return 1
+            runs[str(s)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            x = runs[str(s)][-1]
+            print(f"round {r + 1}/{a.repeats} {s}: {x['step_ms']:.1f} ms per step (best {x['best_ms']:.1f},"
+                  f" load {x['loadavg_1m']:.2f})")
     rows = []
-    for s in a.nonlinearity or a.oversampling:
-        out = subprocess.run([sys.executable, __file__, "--worker", str(s), "--bandwidth", str(a.bandwidth), "--batch",
-                              str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup), "--threads",
-                              str(a.threads)], capture_output=True, text=True)
-        if out.returncode:
-            print(out.stderr[-2000:], file=sys.stderr)
-            return 1
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{s}: {r['step_ms']:.1f} ms per step (best {r['best_ms']:.1f}, load {r['loadavg_1m']:.2f})")
+    for s in configs:  # the median over rounds of each round's median step
+        rs = runs[str(s)]
+        meds = sorted(x["step_ms"] for x in rs)
+        rows.append({**rs[0], "step_ms": meds[len(meds) // 2] if len(meds) % 2 else sum(meds[len(meds) // 2 - 1:][:2]) / 2,
+                     "best_ms": min(x["best_ms"] for x in rs), "loadavg_1m": max(x["loadavg_1m"] for x in rs),
+                     "rounds": len(rs), "round_min_ms": meds[0], "round_max_ms": meds[-1]})
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         with open(a.out, "w", newline="") as f:

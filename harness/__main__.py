@@ -96,10 +96,17 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or f"results/{cfg['name']}"
     df = run_training(args.config, out=out, fresh=args.fresh)
     with pd.option_context("display.width", 160):
-        print(df.pivot_table(index=["activation", "oversampling"], columns="setting", values="accuracy",
-                             aggfunc="mean").map("{:.4f}".format))
+        print(f"test accuracy, mean over seeds {sorted(df['seed'].unique().tolist())}:")
+        print(training_summary(df).map("{:.4f}".format))
     print(f"results in {out}")
     return 0
+
+
+def training_summary(df):
+    """Mean accuracy over seeds, one row per model variant (activation, oversampling and, when the
+    run has that axis, nonlinearity: never averaged across variants), one column per setting."""
+    index = ["activation", "oversampling"] + (["nonlinearity"] if "nonlinearity" in df.columns else [])
+    return df.pivot_table(index=index, columns="setting", values="accuracy", aggfunc="mean")
 
 
 def _plot(args: argparse.Namespace) -> int:

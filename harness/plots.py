@@ -356,7 +356,7 @@ def frontier(table: pd.DataFrame, reference: str = "relu_s1") -> plt.Figure:
         ax2.set_xlim(left=0)
     ax2.set_xlabel("training step time (ms)")
     ax2.set_ylabel("test accuracy (mean, 95% CI over seeds)")
-    ax2.legend(loc="center right", fontsize=8)
+    ax2.legend(loc="upper center", fontsize=8)
     lo, hi = (int(t["NR/NR count"].min()), int(t["NR/NR count"].max())) if "NR/NR count" in t and len(t) else (0, 0)
     seeds = f"{lo} seeds per point" if lo == hi else f"{lo}-{hi} seeds per point; CI where more than one"
     fig.suptitle(f"The nonlinearity frontier: equivariance, cost and accuracy ({seeds})")

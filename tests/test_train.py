@@ -129,3 +129,16 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path):
     # a state of another run is refused, not silently continued
     with pytest.raises(ValueError, match="state_path .* 3 epochs, batch 32, 96 samples"):
         fit(model(), x, y, epochs=4, batch_size=32, lr=5e-3, seed=1, progress=False, state_path=state)
+
+
+def test_the_cli_summary_never_averages_across_nonlinearities():
+    import pandas as pd
+
+    from harness.__main__ import training_summary
+
+    df = pd.DataFrame({"activation": "relu", "oversampling": 1.0, "seed": [0, 1, 0, 0],
+                       "nonlinearity": ["gated", "gated", "poly2", "poly2"], "setting": ["NR/NR"] * 3 + ["NR/R"],
+                       "accuracy": [0.5, 0.6, 0.9, 0.8]})
+    t = training_summary(df)
+    assert t.loc[("relu", 1.0, "gated"), "NR/NR"] == pytest.approx(0.55)  # mean over its two seeds
+    assert t.loc[("relu", 1.0, "poly2"), "NR/NR"] == 0.9 and t.loc[("relu", 1.0, "poly2"), "NR/R"] == 0.8
