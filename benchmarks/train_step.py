@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -98,7 +99,7 @@ def main() -> int:
     for s in configs:  # the median over rounds of each round's median step
         rs = runs[str(s)]
         meds = sorted(x["step_ms"] for x in rs)
-        rows.append({**rs[0], "step_ms": meds[len(meds) // 2] if len(meds) % 2 else sum(meds[len(meds) // 2 - 1:][:2]) / 2,
+        rows.append({**rs[0], "step_ms": statistics.median(meds),
                      "best_ms": min(x["best_ms"] for x in rs), "loadavg_1m": max(x["loadavg_1m"] for x in rs),
                      "rounds": len(rs), "round_min_ms": meds[0], "round_max_ms": meds[-1]})
     if a.out:

@@ -170,7 +170,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
     With ``state_path``, the model, optimiser, schedule, shuffling generator, losses and elapsed
     training seconds are saved there after every epoch (atomically), and a later call with the same
     path resumes after the last saved epoch: an interrupted run ends where an uninterrupted one
-    would, bit for bit on the same machine. The file is left for the caller to remove.
+    would, bit for bit on the same machine (for a model that draws no random numbers while
+    training: torch's global generator is not saved). The file is left for the caller to remove.
     """
     from tqdm.auto import tqdm
 
