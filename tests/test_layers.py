@@ -177,7 +177,8 @@ def test_model_traces_every_layer():
     steps = list(model.trace(x))
     assert [n for n, _, _ in steps] == ["conv1", "pointwise1", "pool1", "conv2", "pointwise2", "pool2",
                                         "conv3", "pointwise3", "descriptor1", "batchnorm1", "linear1"]
-    assert steps[2][2].shape == (2, 16, 16, 16) and steps[8][2].shape == (2, 64 * 4)  # the descriptor flattens
+    # between S^2 layers the model hands over coefficients; the descriptor flattens
+    assert steps[2][2].shape == (2, 16, 8, 8) and steps[2][2].is_complex() and steps[8][2].shape == (2, 64 * 4)
     assert all(torch.equal(a[2], b[1]) for a, b in zip(steps, steps[1:]))  # each layer is fed the one before
     assert torch.equal(steps[-1][2], model(x)) and steps[0][1] is x
 

@@ -155,3 +155,101 @@ def test_training_cells_run_every_nonlinearity_before_a_second_seed():
     cfg = load_train_config({"axes": {"nonlinearity": ["norm", "gated"], "seed": [0, 1]}})
     order = [(c.params["seed"], c.params["nonlinearity"]) for c in training_cells(cfg)]
     assert order == [(0, "norm"), (0, "gated"), (1, "norm"), (1, "gated")]
+
+
+# --------------------------------------------------------------------------- the exact grid (issue 19)
+def _oracle_projection(p_of: "callable", c: np.ndarray, b: int, n: int = 24) -> np.ndarray:
+    """Degrees < b of p(f), f = sum c Y: f evaluated pointwise by scipy on numpy's Gauss-Legendre
+    grid of n rings x 2n longitudes (exact for these degrees), then the direct quadrature."""
+    from .oracles import evaluate, quadrature
+
+    x, w = np.polynomial.legendre.leggauss(n)
+    theta = np.arccos(x)[::-1].copy()
+    phi = 2 * np.pi * np.arange(2 * n) / (2 * n)
+    T, P = np.meshgrid(theta, phi, indexing="ij")
+    return quadrature(p_of(evaluate(c, T, P)), theta, phi, w[::-1].copy(), b)
+
+
+@pytest.mark.parametrize("p", [2, 4])
+def test_polynomial_on_its_exact_grid_is_the_projection_and_one_ring_or_longitude_fewer_aliases(p):
+    from harness.nn.nonlinearities import exact_grid
+
+    from .oracles import random_coefficients
+
+    b = 8
+    g = exact_grid(p, b)
+    D = (p + 1) * (b - 1)  # the integrand's degree
+    assert (g.kind, g.nlat) == ("gl", math.ceil((D + 1) / 2)) and g.nlon >= D + 1
+    assert g.nlat * g.nlon < (2 * math.ceil((D + 1) / 2)) ** 2 * 0.6  # vs the exact equiangular grid
+    c = random_coefficients((1, 1), b, seed=p)
+    layer = PolynomialActivation(p, input="coeffs", output="coeffs")
+    rms = float(channel_rms(c)[0, 0, 0, 0])
+    s = layer.kappa * rms
+    a = layer.monomial
+    ref = _oracle_projection(lambda f: s * sum(ak * (f / s) ** k for k, ak in enumerate(a)), c[0, 0].numpy(), b)
+    with torch.no_grad():
+        assert np.abs(layer(c)[0, 0].numpy() - ref).max() < 1e-12 * np.abs(ref).max()
+        for fewer in (harness.grid("gl", g.nlat - 1, g.nlon), harness.grid("gl", g.nlat, D)):
+            layer.fine_grid = lambda _b, fewer=fewer: fewer
+            assert np.abs(layer(c)[0, 0].numpy() - ref).max() > 1e-6 * np.abs(ref).max()
+
+
+def _pair(spec, **kw):
+    torch.manual_seed(0)
+    a = harness.build_model(spec, **kw).double().eval()  # between="coeffs", the default
+    torch.manual_seed(0)
+    g = harness.build_model(spec, between="grid", **kw).double().eval()
+    return a, g
+
+
+def _variant(name: str) -> dict:
+    from harness.nn.models import NONLINEARITY_VARIANTS, PRESETS
+
+    spec = dict(PRESETS["esteves_mnist"])
+    spec["layers"] = [dict(NONLINEARITY_VARIANTS[name]) if L["type"] == "pointwise" else L for L in spec["layers"]]
+    return spec
+
+
+@pytest.mark.parametrize("name", ["esteves_mnist", "cohen_mnist", "relu_s1", "relu_s1.5", "relu_s2", "poly2", "poly4",
+                                  "poly4_s1.5", "quadratic", "norm", "gated"])
+def test_coefficients_between_layers_give_the_grid_models_numbers(name):
+    """Every preset and every named nonlinearity: the model that hands coefficients between its
+    layers and the one on grid samples agree to rounding (float64), outputs and per-layer errors."""
+    from harness.nn.models import PRESETS
+
+    spec, b = (name, 16) if name in PRESETS else (_variant(name), 16)
+    a, g = _pair(spec, bandwidth=b)
+    x = harness.S2Grid(a.kind, b).random(2, channels=1, seed=1)
+    with torch.no_grad():
+        ya, yg = a(x), g(x)
+    assert float((ya - yg).abs().max()) <= 1e-12 * float(yg.abs().max())
+    R = harness.random_rotations(2, seed=2)
+    for mode in ("cumulative", "isolated"):
+        ea, eg = (harness.equivariance_error(m, x, R, mode=mode) for m in (a, g))
+        assert list(ea["layer"]) == list(eg["layer"])
+        cols = ["rel_error", "max_abs_error", "cohen_delta"]
+        np.testing.assert_allclose(ea[cols].to_numpy(float), eg[cols].to_numpy(float), rtol=1e-9, atol=1e-12)
+    if name not in PRESETS:  # coefficients between every pair of S^2 layers, grid samples in
+        assert [getattr(m, "input", None) for m in a.layers][:3] == ["grid", "coeffs", "coeffs"]
+
+
+@pytest.mark.parametrize("layer", [{"type": "pointwise", "oversampling": 1.5}, {"type": "pointwise"},
+                                   {"type": "polynomial", "degree": 2}, {"type": "quadratic"}])
+def test_conv_sigma_conv_costs_one_synthesis_and_one_analysis(monkeypatch, layer):
+    """Between two convolutions a nonlinearity costs one synthesis onto its grid and one analysis
+    of the degrees kept; pooling and the descriptor cost none (the model input's sft is the one
+    other transform)."""
+    import harness.sphere.transforms as T
+
+    m = harness.build_model({"in_channels": 1, "bandwidth": 8, "layers": [
+        {"type": "conv", "out_channels": 2}, dict(layer), {"type": "pool"}, {"type": "conv", "out_channels": 2},
+        {"type": "descriptor"}]}).double()
+    x = harness.S2Grid("dh", 8).random(1, channels=1)
+    fine = m.layers[1].fine_grid(8).shape
+    calls = []
+    for name in ("analysis", "synthesis"):
+        real = getattr(T, name)
+        monkeypatch.setattr(T, name, lambda *a, _r=real, _n=name, **k: calls.append((_n, a[1].shape)) or _r(*a, **k))
+    with torch.no_grad():
+        m(x)
+    assert calls == [("analysis", (16, 16)), ("synthesis", fine), ("analysis", fine)]

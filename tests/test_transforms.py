@@ -212,3 +212,115 @@ class TestBadInput:
     def test_unknown_backend(self):
         with pytest.raises(ValueError, match=r"unknown backend 'shtns'; valid backends are \['torch', 'ducc0'\]"):
             harness.sft(torch.zeros(4, 4, dtype=torch.float64), backend="shtns")
+
+
+# --------------------------------------------------------------------------- fewer degrees than the grid
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("b, L", [(5, 1), (8, 3), (6, 6)])
+def test_sft_of_fewer_degrees_equals_direct_quadrature_with_scipy(kind, b, L, backend):
+    # any grid signal (not band-limited): the quadrature sum against sph_harm_y for l < L only
+    g = harness.grid(kind, b)
+    f = np.random.default_rng(b + L).standard_normal((2, *g.shape))
+    ref = quadrature(f, g.theta, g.phi, g.weights, L)
+    got = harness.sft(torch.from_numpy(f), kind, degrees=L, backend=backend).numpy()
+    assert got.shape == (2, L, L)
+    l, m = np.meshgrid(np.arange(L), np.arange(L), indexing="ij")
+    np.testing.assert_allclose(got, np.where(m <= l, ref, 0), atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("L, b", [(1, 4), (3, 8), (5, 5)])
+def test_isft_onto_a_finer_grid_equals_pointwise_evaluation_with_scipy(kind, L, b, backend):
+    g = harness.grid(kind, b)
+    c = random_coefficients((2,), L, seed=L + b)
+    T, P = np.meshgrid(g.theta, g.phi, indexing="ij")
+    got = harness.isft(c, kind, grid_bandwidth=b, backend=backend).numpy()
+    assert got.shape == (2, *g.shape)
+    np.testing.assert_allclose(got, evaluate(c.numpy(), T, P), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("b, L", [(9, 4), (48, 40), (70, 33), (40, 20)])  # dense and packed tables
+def test_fewer_degrees_equal_the_full_transform_truncated_or_padded(kind, b, L, dtype, backend):
+    g = harness.grid(kind, b)
+    x = torch.randn(3, *g.shape, dtype=dtype, generator=torch.Generator().manual_seed(b))  # not band-limited
+    full = harness.sft(x, kind, backend=backend)
+    part = harness.sft(x, kind, degrees=L, backend=backend)
+    assert rel_max(part, full[..., :L, :L]) <= TOL[dtype]
+    c = random_coefficients((3,), L, dtype=CDTYPE[dtype], seed=L)
+    fine = harness.isft(c, kind, grid_bandwidth=b, backend=backend)
+    assert rel_max(fine, harness.isft(harness.resize_coefficients(c, b), kind, backend=backend)) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("kind", GRID_KINDS)
+def test_fewer_degrees_gradcheck(kind):
+    x = torch.randn(2, *harness.grid(kind, 6).shape, dtype=torch.float64, requires_grad=True)
+    c = random_coefficients((2,), 3, seed=1).requires_grad_(True)
+    for be in BACKENDS:
+        assert torch.autograd.gradcheck(lambda t: harness.sft(t, kind, degrees=3, backend=be), (x,))
+        assert torch.autograd.gradcheck(lambda t: harness.isft(t, kind, grid_bandwidth=6, backend=be), (c,))
+
+
+@pytest.mark.parametrize("kind", GRID_KINDS)
+@pytest.mark.parametrize("B, L", [(4, 2), (6, 6), (9, 5)])
+def test_analysis_is_exact_up_to_the_stated_signal_bandwidth_and_not_beyond(kind, B, L):
+    """docs/conventions.md: the grid's quadrature computes degrees < L of a signal of bandwidth
+    b_f exactly iff b_f <= exact_analysis_bandwidth (2B + 1 - L; 2B - L on gl). The signal is
+    evaluated pointwise by scipy, so its true coefficients are the ones it was made of."""
+    from harness.sphere.grids import exact_analysis_bandwidth
+
+    g = harness.grid(kind, B)
+    T, P = np.meshgrid(g.theta, g.phi, indexing="ij")
+    bf = exact_analysis_bandwidth(kind, B, L)
+    assert bf == (2 * B - L if kind == "gl" else 2 * B + 1 - L)
+    for n, exact in ((bf, True), (bf + 1, False)):
+        c = random_coefficients((3,), n, seed=n)
+        x = torch.from_numpy(evaluate(c.numpy(), T, P))
+        for be in BACKENDS:
+            err = rel_max(harness.sft(x, kind, degrees=L, backend=be), c[..., :L, :L])
+            assert (err < 1e-12) == exact, (n, be, err)
+
+
+def test_min_exact_grid_is_exact_and_one_ring_or_one_longitude_fewer_aliases():
+    from harness.sphere.grids import exact_analysis_bandwidth, min_exact_grid, smooth_size
+    from harness.sphere.transforms import analysis
+
+    b, bf = 7, 14  # degrees < 7 of a bandwidth-14 signal: D = (bf - 1) + (b - 1) = 19
+    g = min_exact_grid("gl", bf, b)
+    assert (g.nlat, g.nlon) == (10, smooth_size(20)) == (10, 20)  # ceil(20 / 2) rings, >= 20 longitudes
+    assert exact_analysis_bandwidth("gl", 10, b, 20) == bf
+    c = random_coefficients((2,), bf, seed=3)
+
+    def err(grid):
+        T, P = np.meshgrid(grid.theta, grid.phi, indexing="ij")
+        x = torch.from_numpy(evaluate(c.numpy(), T, P))
+        return rel_max(analysis(x, grid, b), c[..., :b, :b])
+
+    assert err(g) < 1e-12
+    assert err(harness.grid("gl", 9, 20)) > 1e-6  # one ring fewer
+    assert err(harness.grid("gl", 10, 19)) > 1e-6  # D = 19 longitudes fold order 19 onto 0
+
+
+class TestFewerDegreesBadInput:
+    def test_more_degrees_than_the_grid_holds(self):
+        x = torch.zeros(1, 8, 8, dtype=torch.float64)
+        with pytest.raises(ValueError, match=r"degrees: expected at most the grid's bandwidth 4 .*got 5"):
+            harness.sft(x, "dh", degrees=5)
+        with pytest.raises(TypeError, match=r"degrees: expected an int >= 1, got 2.0"):
+            harness.sft(x, "dh", degrees=2.0)
+
+    def test_a_grid_too_coarse_for_the_coefficients(self):
+        c = torch.zeros(1, 6, 6, dtype=torch.complex128)
+        with pytest.raises(ValueError, match=r"grid_bandwidth: expected at least the coefficients' bandwidth 6"
+                                             r" .*got 5"):
+            harness.isft(c, "dh", grid_bandwidth=5)
+        with pytest.raises(TypeError, match=r"grid_bandwidth: expected an int >= 1, got True"):
+            harness.isft(c, "dh", grid_bandwidth=True)
+
+    def test_too_few_longitudes(self):
+        with pytest.raises(ValueError, match=r"nlon: expected at least 2b - 1 = 11 longitudes .*got 10"):
+            harness.grid("gl", 6, nlon=10)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..nn.layers import Pointwise
 from ..nn.models import SphericalModel
-from ..sphere.fields import Field, S2Grid
+from ..sphere.fields import Field, S2Coeffs, S2Grid
 from ..sphere.grids import bandwidth_from_shape, check_kind
 from ..sphere.transforms import degree_norms, isft, resize_coefficients, sft
 from .watch import frozen, prepare_input, run, watch_list
@@ -68,6 +68,15 @@ def _check_pointwise(sigma: Callable, y: torch.Tensor, name: str) -> None:
                          " aliasing is defined for functions applied to each sample independently")
 
 
+def _output_coefficients(layer: object, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """The bandwidth-b coefficients of the layer's output on grid samples ``y`` (a harness
+    Pointwise may read and write coefficients instead: ``input`` / ``output``)."""
+    if isinstance(layer, Pointwise):
+        out = layer(y if layer.input == "grid" else sft(y, kind))
+        return out if layer.output == "coeffs" else sft(out, kind)
+    return sft(layer(y), kind)
+
+
 def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: str | None = None,
              reference_factor: int = 4) -> pd.DataFrame:
     """Aliasing of one pointwise nonlinearity on its input ``y`` ``[N, ..., grid(b)]``: one row per
@@ -89,7 +98,7 @@ def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: 
         power = degree_norms(ref).square().reshape(ref.shape[0], -1, bref).sum(1)  # [N, bref]
         oob = power[:, b:].sum(-1) / power.sum(-1)
         proj = resize_coefficients(ref, b)
-        err = (_norm2(sft(layer(y), kind) - proj) / _norm2(proj)).sqrt()
+        err = (_norm2(_output_coefficients(layer, y, kind) - proj) / _norm2(proj)).sqrt()
     return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob.double().cpu().numpy(),
                          "aliasing_error": err.double().cpu().numpy(), "reference_bandwidth": bref})
 
@@ -120,17 +129,20 @@ def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | No
         for i, c in enumerate(calls[w.name]):
             name = w.name if len(calls[w.name]) == 1 else f"{w.name}[{i}]"
             f = w.out_field if isinstance(layers, Mapping) and layers[w.name] is not None else w.in_field
-            if f is None:
+            inp = c.inp
+            if isinstance(w.module, Pointwise) and w.module.input == "coeffs" and inp is not None:
+                f, inp = None, isft(inp, w.module.kind)  # coefficients in: measured on the layer's grid
+            if f is None or isinstance(f, S2Coeffs):
                 if isinstance(w.module, Pointwise):
-                    f = S2Grid(w.module.kind, bandwidth_from_shape(tuple(c.inp.shape[-2:]), w.module.kind))
-                elif isinstance(field, S2Grid) and field.matches(c.inp):
+                    f = S2Grid(w.module.kind, bandwidth_from_shape(tuple(inp.shape[-2:]), w.module.kind))
+                elif isinstance(field, S2Grid) and field.matches(inp):
                     f = field
-            if not isinstance(f, S2Grid) or c.inp is None:
+            if not isinstance(f, S2Grid) or inp is None:
                 raise ValueError(f"layer {name!r}: cannot tell which grid its input "
-                                 f"{tuple(getattr(c.inp, 'shape', ()))} is on; declare it: layers={{{w.name!r}:"
+                                 f"{tuple(getattr(inp, 'shape', ()))} is on; declare it: layers={{{w.name!r}:"
                                  " harness.S2Grid(kind, b)}")
-            f.check(c.inp, f"layer {name!r} input")
-            frames.append(aliasing(w.module, c.inp, kind=f.kind, reference_factor=reference_factor).assign(layer=name))
+            f.check(inp, f"layer {name!r} input")
+            frames.append(aliasing(w.module, inp, kind=f.kind, reference_factor=reference_factor).assign(layer=name))
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 

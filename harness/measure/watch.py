@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..nn.layers import InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
+from ..nn.layers import InvariantDescriptor, SpectralLayer
 from ..nn.models import SphericalModel
 from ..nn.so3_layers import SO3_LAYERS, SO3Descriptor, SO3Integrate
-from ..sphere.fields import Field, Invariant, S2Grid, SO3Grid, as_field
+from ..sphere.fields import Field, Invariant, S2Coeffs, S2Grid, SO3Grid, as_field
 from ..sphere.grids import bandwidth_from_shape
 from ..sphere.so3_transforms import so3_bandwidth_from_shape
 
 INPUT = "<input>"  # the producer name of the model's own input
-_HARNESS_GRID_LAYERS = (SphericalConv, Pointwise, SpectralPool)
 
 
 @dataclass
@@ -112,16 +111,27 @@ def prepare_input(model: object, x: object, input: Field | str | None, project: 
 
 
 def resolve_input(model: object, x: torch.Tensor, input: Field | str | None) -> Field:
-    """The field of ``x``: declared (a Field or a grid kind), or a harness model's own grid."""
+    """The field of ``x``: declared (a Field or a grid kind), or a harness model's or layer's own
+    (its grid, or coefficients for a layer built with ``input="coeffs"``)."""
     own = _own_kind(model)
+    coeffs = isinstance(model, SpectralLayer) and model.input == "coeffs"
     if input is None:
         if own is None:
             raise ValueError(f"input: cannot tell what x (shape {tuple(x.shape)}) is for a"
                              f" {type(model).__name__}; declare it, e.g. input=harness.S2Grid('dh', b),"
                              " harness.Irreps('0e+1o+2e') or a grid kind such as 'dh'")
+        if coeffs:
+            if not isinstance(x, torch.Tensor) or x.dim() < 2:
+                raise ValueError(f"x: expected coefficients [batch, ..., b, b], got {tuple(getattr(x, 'shape', ()))}")
+            return S2Coeffs(int(x.shape[-1]), own)
         return as_field(own, x, "input")
     f = as_field(input, x, "input")
-    strict = isinstance(model, (SphericalModel, *_HARNESS_GRID_LAYERS, InvariantDescriptor))
+    if coeffs:
+        if not isinstance(f, S2Coeffs):
+            raise ValueError(f"input: declared {f}, but the {type(model).__name__} reads coefficients"
+                             " (input='coeffs'); declare harness.S2Coeffs(b) or leave input= out")
+        return f
+    strict = isinstance(model, (SphericalModel, SpectralLayer))
     if own is not None and ((strict and not isinstance(f, S2Grid)) or (isinstance(f, S2Grid) and f.kind != own)):
         raise ValueError(f"input: declared {f}, but the model's layers work on the {own!r} grid;"
                          f" measuring it on another field would read its samples at the wrong points")
@@ -135,7 +145,7 @@ def _own_kind(model: object) -> str | None:
         return model.kind
     if not isinstance(model, nn.Module):
         return None
-    kinds = {m.kind for m in model.modules() if isinstance(m, (*_HARNESS_GRID_LAYERS, InvariantDescriptor))}
+    kinds = {m.kind for m in model.modules() if isinstance(m, SpectralLayer)}
     if len(kinds) > 1:
         raise ValueError(f"model: its harness layers work on different grids {sorted(kinds)}; declare input=")
     return kinds.pop() if kinds else None
@@ -321,12 +331,14 @@ def _describe(t: object) -> str:
 
 
 def _known_output_field(module: object, out: torch.Tensor) -> Field | None:
-    """The output field of a harness layer (it declares its grid)."""
-    if isinstance(module, _HARNESS_GRID_LAYERS) and isinstance(out, torch.Tensor) and out.dim() >= 2:
-        kind = module.kind
-        return S2Grid(kind, bandwidth_from_shape(tuple(out.shape[-2:]), kind))
+    """The output field of a harness layer (it declares its grid, or coefficients sampled on it)."""
     if isinstance(module, InvariantDescriptor):
         return Invariant()
+    if isinstance(module, SpectralLayer) and isinstance(out, torch.Tensor) and out.dim() >= 2:
+        kind = module.kind
+        if module.output == "coeffs":
+            return S2Coeffs(int(out.shape[-1]), kind)
+        return S2Grid(kind, bandwidth_from_shape(tuple(out.shape[-2:]), kind))
     if isinstance(module, SO3_LAYERS) and isinstance(out, torch.Tensor):
         if isinstance(module, (SO3Integrate, SO3Descriptor)):
             return Invariant()

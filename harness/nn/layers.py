@@ -1,6 +1,14 @@
-"""The layers of a spherical CNN (Esteves et al. 2018), on grid signals ``[batch, channels, nlat, nlon]``.
+"""The layers of a spherical CNN (Esteves et al. 2018), on grid signals ``[batch, channels, nlat, nlon]``
+or on their coefficients ``[batch, channels, b, b]``.
 
 Math lives in plain functions on tensors; the modules (``nn.Module``) hold parameters and settings only.
+
+Every layer takes and returns grid samples by default (``input="grid"``, ``output="grid"``), so
+layers compose by hand. Between spectral layers a model passes coefficients instead
+(``"coeffs"``): the convolution is then a per-degree multiply, pooling a truncation, the descriptor
+the degree norms, and a nonlinearity costs one synthesis onto its grid and one analysis of the
+degrees it keeps — ``conv -> sigma -> conv`` is exactly one isft and one sft. Both give the same
+numbers (a grid signal's meaning is its bandwidth-b coefficients).
 
 * :class:`SphericalConv`  SFT -> per-degree multiply by a zonal filter -> ISFT (exactly equivariant)
 * :class:`Pointwise`      the pointwise nonlinearity, optionally anti-aliased by oversampling
@@ -16,8 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..sphere.grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
-from ..sphere.transforms import degree_norms, isft, resize_coefficients, sft
+from ..sphere.grids import Grid, bandwidth_from_shape, check_bandwidth, check_kind, grid
+from ..sphere.transforms import apply_on_grid, degree_norms, isft, resize_coefficients, sft
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -76,67 +84,94 @@ def spherical_conv(coeffs: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor
     return torch.view_as_complex(y.contiguous())
 
 
-def _pointwise_fine(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], b: int, bf: int, kind: str,
-                    fine_kind: str, backend: str | None) -> torch.Tensor:
-    fine = isft(resize_coefficients(sft(x, kind, backend=backend), bf), fine_kind, backend=backend)
-    y = sft(act(fine), fine_kind, backend=backend)
-    del fine
-    return isft(resize_coefficients(y, b), kind, backend=backend)
+def fine_bandwidth(oversampling: float, bandwidth: int) -> int:
+    """``ceil(s b)``: the bandwidth of the grid an oversampled nonlinearity evaluates on."""
+    return math.ceil(oversampling * bandwidth - 1e-9)
 
 
 def pointwise(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], oversampling: float,
               kind: str, fine_kind: str, backend: str | None = None) -> torch.Tensor:
-    """sigma on the grid: s = 1 applies it to the samples (the next SFT aliases what it adds past
-    the bandlimit); s > 1 evaluates x on the grid of bandwidth ceil(s b), applies sigma there,
-    transforms on that grid and keeps degrees < b, returned on x's own grid.
-
-    Without autograd the maps go through the fine grid in groups whose fine-grid signal is half
-    the input's size (or 32 MiB, if more), so the peak memory of a large input stays a small
-    multiple of it (the fine grid is s^2 times larger; with autograd every intermediate is kept
-    for backward anyway).
-    """
+    """sigma of grid samples ``[..., grid(b)]``: s = 1 applies it to the samples (the next SFT
+    aliases what it adds past the bandlimit); s > 1 evaluates x on the ``fine_kind`` grid of
+    bandwidth ceil(s b), applies sigma there, keeps degrees < b (:func:`~harness.sphere.transforms.apply_on_grid`), returned on x's
+    own grid."""
     b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
     if oversampling == 1.0 and fine_kind == kind:
         return act(x)
-    bf = math.ceil(oversampling * b - 1e-9)
-    xb = x.reshape(-1, *x.shape[-2:])
-    n = xb.shape[0]
-    fine_per_map = grid_shape(fine_kind, bf)[0] * grid_shape(fine_kind, bf)[1]
-    # groups whose fine-grid signal is half the input, but at least _GROUP_MIN_ELEMENTS (below
-    # that the per-call overhead of small transforms costs more time than the memory saves)
-    group = max(1, max(x.shape[-2] * x.shape[-1] * n // 2, _GROUP_MIN_ELEMENTS) // fine_per_map)
-    if group >= n or (torch.is_grad_enabled() and xb.requires_grad) or _traced(xb):
-        return _pointwise_fine(x, act, b, bf, kind, fine_kind, backend)
-    out = torch.empty_like(xb)
-    for i in range(0, n, group):
-        out[i : i + group] = _pointwise_fine(xb[i : i + group], act, b, bf, kind, fine_kind, backend)
-    return out.view(x.shape)
-
-
-_GROUP_MIN_ELEMENTS = 1 << 22  # 32 MiB of float64 fine-grid samples
-
-
-def _traced(t: torch.Tensor) -> bool:
-    """Inside torch.func or forward-mode AD: keep the one-pass path (no in-place group writes)."""
-    return torch._C._functorch.is_functorch_wrapped_tensor(t) or torch.autograd.forward_ad.unpack_dual(t).tangent is not None
+    c = sft(x, kind, backend=backend)
+    maps = c.reshape(-1, b, b)
+    return isft(apply_on_grid(maps, act, grid(fine_kind, fine_bandwidth(oversampling, b)), backend).view(c.shape),
+                kind, backend=backend)
 
 
 # --------------------------------------------------------------------------- modules
-def _check_input(x: torch.Tensor, channels: int | None, kind: str, bandwidth: int | None, layer: str) -> int:
+#: What a layer's input or output is: grid samples of its ``kind`` grid, or their coefficients.
+DOMAINS: tuple[str, ...] = ("grid", "coeffs")
+
+
+def check_domain(layer: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or value not in DOMAINS:
+        raise ValueError(f"{layer}: {name} must be one of {list(DOMAINS)} (grid samples [batch, channels, nlat, nlon]"
+                         f" or coefficients [batch, channels, b, b]), got {value!r}")
+    return value
+
+
+def check_bool(layer: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{layer}: {name} must be True or False, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def check_layer_input(x: torch.Tensor, channels: int | None, kind: str, bandwidth: int | None, layer: str,
+                 domain: str = "grid") -> int:
+    """Validate a layer's input (grid samples or coefficients, as ``domain`` says); return its bandwidth."""
+    what = "[batch, channels, nlat, nlon] grid samples" if domain == "grid" else "[batch, channels, b, b] coefficients"
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{layer}: expected input [batch, channels, nlat, nlon], got {shape}")
+        raise ValueError(f"{layer}: expected input {what}, got {shape}")
+    if domain == "grid":
+        if x.is_complex():
+            raise ValueError(f"{layer}: expected real {what} (input='grid'), got a complex tensor of shape"
+                             f" {tuple(x.shape)}; coefficients go to a layer built with input='coeffs'")
+        b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
+    else:
+        if not x.is_complex() or x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"{layer}: expected complex {what} (input='coeffs'), got {x.dtype} of shape"
+                             f" {tuple(x.shape)}; grid samples go to a layer built with input='grid'")
+        b = x.shape[-1]
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{layer}: expected {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
-    b = bandwidth_from_shape(tuple(x.shape[-2:]), kind)
     if bandwidth is not None and b != bandwidth:
-        raise ValueError(f"{layer}: expected the {kind!r} grid of bandwidth {bandwidth}, got grid shape"
-                         f" {tuple(x.shape[-2:])} (bandwidth {b})")
+        where = f"the {kind!r} grid of bandwidth {bandwidth}, got grid shape {tuple(x.shape[-2:])}" if domain == "grid" \
+            else f"coefficients of bandwidth {bandwidth}, got shape {tuple(x.shape[-2:])}"
+        raise ValueError(f"{layer}: expected {where} (bandwidth {b})")
     return b
 
 
-class SphericalConv(nn.Module):
-    """Spherical convolution with zonal filters, ``[B, Cin, grid(b)] -> [B, Cout, grid(b)]``.
+class SpectralLayer(nn.Module):
+    """What every S^2 layer shares: its grid ``kind``, backend, and the domains of its input and
+    output (``input`` / ``output``: "grid" or "coeffs")."""
+
+    def _domains(self, layer: str, kind: str, backend: str | None, input: str, output: str | None) -> None:
+        self.kind, self.backend = check_kind(kind), backend
+        self.input = check_domain(layer, "input", input)
+        self.output = None if output is None else check_domain(layer, "output", output)
+
+    def coefficients(self, x: torch.Tensor) -> torch.Tensor:
+        """The (already validated) input as coefficients."""
+        return sft(x, self.kind, backend=self.backend) if self.input == "grid" else x
+
+    def emit(self, c: torch.Tensor) -> torch.Tensor:
+        """Coefficients out in the layer's output domain."""
+        return isft(c, self.kind, backend=self.backend) if self.output == "grid" else c
+
+    def _io_repr(self) -> str:
+        return "".join(f", {n}={v!r}" for n, v in (("input", self.input), ("output", self.output)) if v not in ("grid", None))
+
+
+class SphericalConv(SpectralLayer):
+    """Spherical convolution with zonal filters, ``[B, Cin, grid(b)] -> [B, Cout, grid(b)]`` (or
+    coefficients ``[B, C, b, b]`` in and/or out: ``input`` / ``output`` = "coeffs").
 
     ``filter_params=None`` learns ``h^0_l`` for every degree; ``filter_params=K`` learns K anchor
     values linearly interpolated to all degrees. Bias only on degree 0 (a constant function is the
@@ -146,13 +181,16 @@ class SphericalConv(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, bandwidth: int, kind: str = "dh",
-                 filter_params: int | None = None, bias: bool = True, backend: str | None = None) -> None:
+                 filter_params: int | None = None, bias: bool = True, backend: str | None = None, *,
+                 input: str = "grid", output: str = "grid") -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"SphericalConv: {name} must be an int >= 1, got {v!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.bandwidth, self.kind, self.backend = check_bandwidth(bandwidth), check_kind(kind), backend
+        self.bandwidth = check_bandwidth(bandwidth)
+        self._domains("SphericalConv", kind, backend, input, output)
+        bias = check_bool("SphericalConv", "bias", bias)
         n = self.bandwidth if filter_params is None else filter_params
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.bandwidth:
             raise ValueError(f"SphericalConv: filter_params must be None or an int in [1, {self.bandwidth}],"
@@ -170,80 +208,103 @@ class SphericalConv(nn.Module):
         return self.weight if self.interp is None else self.weight @ self.interp.to(self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.in_channels, self.kind, self.bandwidth, "SphericalConv")
-        c = sft(x, self.kind, backend=self.backend)
-        y = spherical_conv(c, self.filter_spectrum().to(x.dtype))
+        check_layer_input(x, self.in_channels, self.kind, self.bandwidth, "SphericalConv", self.input)
+        c = self.coefficients(x)
+        y = spherical_conv(c, self.filter_spectrum().to(c.real.dtype))
         if self.bias is not None:  # a constant v has f^0_0 = v sqrt(4 pi)
             y = y.clone()
-            y[:, :, 0, 0] = y[:, :, 0, 0] + self.bias.to(x.dtype) * math.sqrt(4 * math.pi)
-        return isft(y, self.kind, backend=self.backend)
+            y[:, :, 0, 0] = y[:, :, 0, 0] + self.bias.to(c.real.dtype) * math.sqrt(4 * math.pi)
+        return self.emit(y)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, bandwidth={self.bandwidth}, kind={self.kind!r},"
-                f" filter_params={self.filter_params}, bias={self.bias is not None}")
+                f" filter_params={self.filter_params}, bias={self.bias is not None}{self._io_repr()}")
 
 
-class Pointwise(nn.Module):
+class Pointwise(SpectralLayer):
     """Pointwise nonlinearity ``sigma(x)`` on the ``kind`` grid (its input's, as for every layer);
     with ``oversampling = s > 1``, anti-aliased: sigma is applied on the grid of bandwidth
-    ceil(s b) of kind ``fine_kind`` (default: ``kind``) and the result low-passed back to b."""
+    ceil(s b) of kind ``fine_kind`` (default: ``kind``) and the result low-passed back to b.
+
+    On coefficients (``input="coeffs"``) it costs one synthesis of the b degrees onto the grid
+    sigma is sampled on and, with ``output="coeffs"``, one analysis of the b degrees it keeps. Its
+    grid output at s = 1 is sigma of the samples (not band-limited); on coefficients it is their
+    analysis, which is what any spectral layer after it reads."""
 
     def __init__(self, activation: str | Callable[[torch.Tensor], torch.Tensor] = "relu",
                  oversampling: float = 1.0, kind: str = "dh", fine_kind: str | None = None,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, *, input: str = "grid", output: str = "grid") -> None:
         super().__init__()
         self.activation_name, self.act = check_activation("Pointwise", activation)
         if isinstance(oversampling, bool) or not isinstance(oversampling, (int, float)) or not 1 <= oversampling < math.inf:
             raise ValueError(f"Pointwise: oversampling must be a finite number >= 1, got {oversampling!r}")
         self.oversampling = float(oversampling)
-        self.kind = check_kind(kind)
+        self._domains("Pointwise", kind, backend, input, output)
         self.fine_kind = check_kind(fine_kind, "fine_kind") if fine_kind is not None else self.kind
-        self.backend = backend
+
+    def fine_grid(self, bandwidth: int) -> Grid:
+        """The grid sigma is sampled on, for an input of ``bandwidth``."""
+        return grid(self.fine_kind, fine_bandwidth(self.oversampling, bandwidth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, None, self.kind, None, "Pointwise")
-        return pointwise(x, self.act, self.oversampling, self.kind, self.fine_kind, self.backend)
+        b = check_layer_input(x, None, self.kind, None, "Pointwise", self.input)
+        if self.input == "grid" and self.output == "grid":
+            return pointwise(x, self.act, self.oversampling, self.kind, self.fine_kind, self.backend)
+        if self.fine_kind == self.kind and fine_bandwidth(self.oversampling, b) == b:  # on its own grid
+            u = self.act(x if self.input == "grid" else isft(x, self.kind, backend=self.backend))
+            return u if self.output == "grid" else sft(u, self.kind, backend=self.backend)
+        c = self.coefficients(x)
+        return self.emit(apply_on_grid(c.reshape(-1, b, b), self.act, self.fine_grid(b), self.backend).view(c.shape))
 
     def extra_repr(self) -> str:
         fine = f", fine_kind={self.fine_kind!r}" if self.fine_kind != self.kind else ""
-        return f"{self.activation_name!r}, oversampling={self.oversampling}, kind={self.kind!r}{fine}"
+        return f"{self.activation_name!r}, oversampling={self.oversampling}, kind={self.kind!r}{fine}{self._io_repr()}"
 
 
-class SpectralPool(nn.Module):
-    """Low-pass to ``bandwidth_out`` (default ``b // 2``, the blog post's cutoff), output on that grid."""
+class SpectralPool(SpectralLayer):
+    """Low-pass to ``bandwidth_out`` (default ``b // 2``, the blog post's cutoff), output on that
+    grid (on coefficients: a truncation)."""
 
-    def __init__(self, bandwidth_out: int | None = None, kind: str = "dh", backend: str | None = None) -> None:
+    def __init__(self, bandwidth_out: int | None = None, kind: str = "dh", backend: str | None = None, *,
+                 input: str = "grid", output: str = "grid") -> None:
         super().__init__()
         self.bandwidth_out = None if bandwidth_out is None else check_bandwidth(bandwidth_out, "bandwidth_out")
-        self.kind, self.backend = check_kind(kind), backend
+        self._domains("SpectralPool", kind, backend, input, output)
 
     def output_bandwidth(self, b: int) -> int:
         return max(1, b // 2) if self.bandwidth_out is None else self.bandwidth_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = _check_input(x, None, self.kind, None, "SpectralPool")
+        b = check_layer_input(x, None, self.kind, None, "SpectralPool", self.input)
         bo = self.output_bandwidth(b)
         if bo > b:
             raise ValueError(f"SpectralPool: bandwidth_out {bo} exceeds the input bandwidth {b}")
-        return isft(resize_coefficients(sft(x, self.kind, backend=self.backend), bo), self.kind, backend=self.backend)
+        if self.input == "grid":
+            c = sft(x, self.kind, degrees=bo, backend=self.backend)  # only the degrees kept
+        else:
+            c = resize_coefficients(x, bo)
+        return self.emit(c)
 
     def extra_repr(self) -> str:
-        return f"bandwidth_out={self.bandwidth_out}, kind={self.kind!r}"
+        return f"bandwidth_out={self.bandwidth_out}, kind={self.kind!r}{self._io_repr()}"
 
 
-class InvariantDescriptor(nn.Module):
+class InvariantDescriptor(SpectralLayer):
     """``[B, C, grid(b)] -> [B, C, b]`` (``[B, C b]`` with ``flatten``, the feature vector a
-    classifier reads): the norms ``||f_l||`` of each degree's coefficients (all 2l + 1 orders),
-    exactly SO(3)-invariant since the Wigner-D matrices are unitary."""
+    classifier reads; ``input="coeffs"`` reads coefficients ``[B, C, b, b]``): the norms ``||f_l||``
+    of each degree's coefficients (all 2l + 1 orders), exactly SO(3)-invariant since the Wigner-D
+    matrices are unitary."""
 
-    def __init__(self, kind: str = "dh", backend: str | None = None, flatten: bool = False) -> None:
+    def __init__(self, kind: str = "dh", backend: str | None = None, flatten: bool = False, *,
+                 input: str = "grid") -> None:
         super().__init__()
-        self.kind, self.backend, self.flatten = check_kind(kind), backend, bool(flatten)
+        self._domains("InvariantDescriptor", kind, backend, input, None)
+        self.flatten = check_bool("InvariantDescriptor", "flatten", flatten)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, None, self.kind, None, "InvariantDescriptor")
-        y = degree_norms(sft(x, self.kind, backend=self.backend))
+        check_layer_input(x, None, self.kind, None, "InvariantDescriptor", self.input)
+        y = degree_norms(self.coefficients(x))
         return y.flatten(1) if self.flatten else y
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, flatten={self.flatten}"
+        return f"kind={self.kind!r}, flatten={self.flatten}{self._io_repr()}"

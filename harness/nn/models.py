@@ -22,12 +22,18 @@ then ``so3_conv`` (also ``max_gamma``, ``n_gamma``), and ``pointwise``, ``pool``
 act on SO(3) grids; ``integrate`` is the mean over SO(3) (an invariant, as ``descriptor``).
 
 The nonlinearity frontier (:mod:`harness.nn.nonlinearities`): ``polynomial`` (``degree``,
-``activation``, ``oversampling`` (default (degree + 1)/2: exact), ``kappa``), ``quadratic``
-(``oversampling``, default 1.5: exact), ``norm`` and ``gated`` (exactly equivariant), in place of
-``pointwise`` on S^2 signals; :data:`NONLINEARITY_VARIANTS` names the ones compared.
+``activation``, ``oversampling`` (default: the cheapest exact grid), ``kappa``), ``quadratic``
+(``oversampling``, default: the exact grid), ``norm`` and ``gated`` (exactly equivariant), in
+place of ``pointwise`` on S^2 signals; :data:`NONLINEARITY_VARIANTS` names the ones compared.
 
 Every key is validated before anything is built; errors name the layer, the key and the allowed
 values. Channels and bandwidth are threaded through the layers.
+
+The model's input is grid samples; between two consecutive S^2 layers it hands over
+coefficients (``between="coeffs"``, the default: the convolution, pooling and descriptor then cost
+no transform, and a nonlinearity one synthesis and one analysis), and the last S^2 layer before
+anything else (an SO(3) layer, the model's output) writes grid samples. ``between="grid"`` builds
+the same model with every layer on grid samples; both give the same numbers to rounding.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..sphere.fields import Field, Invariant, S2Grid
+from ..sphere.fields import Field, Invariant, S2Coeffs, S2Grid
 from ..sphere.grids import GRID_KINDS
 from ..sphere.transforms import BACKENDS
 from ..util.schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
@@ -68,7 +74,7 @@ def _layer_tables() -> dict[str, Table]:
         # the nonlinearity frontier (harness.nn.nonlinearities), S^2 signals only
         "polynomial": Table({**t, "degree": (Int(1), 4), "activation": (Choice(ACTIVATIONS), "relu"),
                              "oversampling": (Optional(Number(1.0)), None), "kappa": (Number(0.0, lo_open=True), 3.0)}),
-        "quadratic": Table({**t, "oversampling": (Number(1.0), 1.5)}),
+        "quadratic": Table({**t, "oversampling": (Optional(Number(1.0)), None)}),
         "norm": Table(t),
         "gated": Table(t),
         "linear": Table({**t, "out_features": (Int(1), REQUIRED), "bias": (Bool(), True)}),
@@ -106,10 +112,10 @@ NONLINEARITY_VARIANTS: dict[str, dict[str, Any]] = {
     "relu_s1": {"type": "pointwise", "activation": "relu", "oversampling": 1.0},
     "relu_s1.5": {"type": "pointwise", "activation": "relu", "oversampling": 1.5},
     "relu_s2": {"type": "pointwise", "activation": "relu", "oversampling": 2.0},
-    "poly2": {"type": "polynomial", "degree": 2},  # exact from s = 1.5 (the default)
-    "poly4": {"type": "polynomial", "degree": 4},  # exact from s = 2.5
-    "poly4_s1.5": {"type": "polynomial", "degree": 4, "oversampling": 1.5},  # aliased, cheaper
-    "quadratic": {"type": "quadratic"},  # exact from s = 1.5
+    "poly2": {"type": "polynomial", "degree": 2},  # on its exact grid (the default)
+    "poly4": {"type": "polynomial", "degree": 4},  # on its exact grid
+    "poly4_s1.5": {"type": "polynomial", "degree": 4, "oversampling": 1.5},  # aliased (exact from 2.5), cheaper
+    "quadratic": {"type": "quadratic"},  # on its exact grid
     "norm": {"type": "norm"},
     "gated": {"type": "gated"},
 }
@@ -228,17 +234,18 @@ class SphericalModel(nn.Module):
 
     def fields(self) -> list[tuple[str, nn.Module, Field, Field]]:
         """``(name, layer, input field, output field)`` per layer, from the spec: grids of the
-        model's kind (pools change the bandwidth), then invariants from the descriptor on."""
+        model's kind, or their coefficients between S^2 layers (sampled on that grid; pools change
+        the bandwidth), then invariants from the descriptor on."""
         out, f = [], self.input_field()
+        kind = self.kind
         for name, layer in zip(self.names, self.layers):
             if hasattr(layer, "output_field"):  # the SO(3) layers say it themselves
                 g = layer.output_field(f)
-            elif isinstance(layer, SpectralPool):
-                g = S2Grid(f.kind, layer.output_bandwidth(f.bandwidth))
             elif isinstance(layer, (InvariantDescriptor, nn.Linear, nn.BatchNorm1d)):
                 g = Invariant()
             else:
-                g = f
+                b = layer.output_bandwidth(f.bandwidth) if isinstance(layer, SpectralPool) else f.bandwidth
+                g = S2Coeffs(b, kind) if getattr(layer, "output", "grid") == "coeffs" else S2Grid(kind, b)
             out.append((name, layer, f, g))
             f = g
         return out
@@ -261,22 +268,52 @@ def normalize_spec(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, 
     return validate(MODEL_SPEC, copy.deepcopy(full), "", _check_chain)
 
 
-def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **top: Any) -> SphericalModel:
+S2_SPECTRAL = ("conv", "pointwise", "pool", "descriptor", *S2_ONLY)  # S^2 layers that read coefficients
+BETWEEN = ("coeffs", "grid")
+
+
+def _domains(types: Sequence[str], between: str) -> list[dict[str, str]]:
+    """``input`` / ``output`` of each layer: coefficients between two S^2 layers (``between``
+    "coeffs"), grid samples at the model's input and before any other layer or the output."""
+    s2 = [False] * len(types)
+    so3 = False
+    for i, t in enumerate(types):  # an S^2 layer is one before any s2_so3_conv
+        so3 = so3 or t in ("s2_so3_conv", "so3_conv", "integrate")
+        s2[i] = t in S2_SPECTRAL and not so3
+    out = []
+    for i, t in enumerate(types):
+        if not s2[i] or between == "grid":
+            out.append({})
+            continue
+        d = {"input": "coeffs" if i > 0 and s2[i - 1] else "grid"}
+        if t != "descriptor":
+            d["output"] = "coeffs" if i + 1 < len(types) and s2[i + 1] else "grid"
+        out.append(d)
+    return out
+
+
+def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, between: str = "coeffs",
+                **top: Any) -> SphericalModel:
     """A :class:`SphericalModel` from a spec (see the module docstring) or a preset name.
 
     Keywords (``in_channels``, ``bandwidth``, ``kind``, ``backend``) override the spec's top level.
+    ``between``: what consecutive S^2 layers hand each other, "coeffs" (default: fewer transforms)
+    or "grid" (every layer on grid samples; the same numbers to rounding).
     Parameters are float32; ``.double()`` the model for float64.
     """
+    if between not in BETWEEN:
+        raise ValueError(f"between: expected one of {list(BETWEEN)}, got {between!r}")
     s = normalize_spec(spec, **top)
     c, b, kind, be = s["in_channels"], s["bandwidth"], s["kind"], s["backend"]
     names, layers, counts = [], [], {}
     features, so3 = None, False
+    io = _domains([L["type"] for L in s["layers"]], between)
     for i, L in enumerate(s["layers"]):
-        t = L["type"]
+        t, d = L["type"], io[i]
         counts[t] = counts.get(t, 0) + 1
         names.append(f"{t}{counts[t]}")
         if t == "conv":
-            layers.append(SphericalConv(c, L["out_channels"], b, kind, L["filter_params"], L["bias"], be))
+            layers.append(SphericalConv(c, L["out_channels"], b, kind, L["filter_params"], L["bias"], be, **d))
             c = L["out_channels"]
         elif t in ("s2_so3_conv", "so3_conv"):
             bo = L["bandwidth"] if L["bandwidth"] is not None else b
@@ -289,25 +326,25 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, **t
             c, b, so3 = L["out_channels"], bo, True
         elif t == "pointwise":
             layers.append(SO3Pointwise(L["activation"], L["oversampling"]) if so3 else
-                          Pointwise(L["activation"], L["oversampling"], kind, L["fine_kind"], be))
+                          Pointwise(L["activation"], L["oversampling"], kind, L["fine_kind"], be, **d))
         elif t == "pool":
             bo = L["bandwidth"] if L["bandwidth"] is not None else max(1, b // 2)
-            layers.append(SO3Pool(bo) if so3 else SpectralPool(bo, kind, be))
+            layers.append(SO3Pool(bo) if so3 else SpectralPool(bo, kind, be, **d))
             b = bo
         elif t == "descriptor":
-            layers.append(SO3Descriptor(flatten=True) if so3 else InvariantDescriptor(kind, be, flatten=True))
+            layers.append(SO3Descriptor(flatten=True) if so3 else InvariantDescriptor(kind, be, flatten=True, **d))
             features = c * b
         elif t == "integrate":
             layers.append(SO3Integrate())
             features = c
         elif t == "polynomial":
-            layers.append(PolynomialActivation(L["degree"], L["activation"], L["oversampling"], L["kappa"], kind))
+            layers.append(PolynomialActivation(L["degree"], L["activation"], L["oversampling"], L["kappa"], kind, **d))
         elif t == "quadratic":
-            layers.append(QuadraticActivation(c, L["oversampling"], kind))
+            layers.append(QuadraticActivation(c, L["oversampling"], kind, **d))
         elif t == "norm":
-            layers.append(NormActivation(c, b, kind))
+            layers.append(NormActivation(c, b, kind, **d))
         elif t == "gated":
-            layers.append(GatedActivation(c, b, kind))
+            layers.append(GatedActivation(c, b, kind, **d))
         elif t == "batchnorm":
             layers.append(nn.BatchNorm1d(features))
         else:  # linear

@@ -42,7 +42,7 @@ from torch import nn
 from ..measure.equivariance import equivariance_error
 from ..nn.layers import ACTIVATIONS
 from ..nn.models import NONLINEARITY_VARIANTS, PRESETS, build_model, normalize_spec
-from ..sphere.grids import GRID_KINDS
+from ..sphere.grids import GRID_KINDS, grid_shape
 from ..sphere.so3 import random_rotations
 from ..util.memory import available_bytes, gib
 from ..util.schema import Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table, describe, validate
@@ -257,9 +257,11 @@ def estimate_training(cfg: dict[str, Any], cell: dict[str, Any]) -> tuple[float,
     d, t = cfg["data"], cfg["train"]
     n_train, n_test = SPLIT_SIZES[d["dataset"]]
     n_train, n_test = min(n_train, d["n_train"] or n_train), min(n_test, d["n_test"] or n_test)
-    # a named nonlinearity costs about what the sampled ReLU costs at its grid's oversampling
+    # a nonlinearity costs about what the sampled ReLU costs on a grid of as many points
     model = build_model(model_spec(cfg, cell["activation"], cell["oversampling"], cell.get("nonlinearity")))
-    s = max([float(getattr(m, "oversampling", 1.0)) for m in model.modules()])
+    native = math.prod(grid_shape(d["kind"], d["bandwidth"]))
+    s = max([1.0] + [math.sqrt(math.prod(m.fine_grid(d["bandwidth"]).shape) / native)
+                     for m in model.modules() if hasattr(m, "fine_grid")])
     lo, hi = max([k for k in _STEP_MS if k <= s], default=1.0), min([k for k in _STEP_MS if k >= s], default=2.0)
     step = _STEP_MS[lo] if hi == lo else _STEP_MS[lo] + (s - lo) / (hi - lo) * (_STEP_MS[hi] - _STEP_MS[lo])
     step *= max(s / 2, 1.0) ** 3 * (d["bandwidth"] / 30) ** 3 * t["batch_size"] / 32

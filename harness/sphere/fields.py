@@ -232,20 +232,23 @@ class S2Grid(Field):
 
 class S2Coeffs(Field):
     """Coefficients ``[batch, ..., b, b]`` complex in the harness layout (``[l, m]``, m >= 0;
-    docs/conventions.md); rotated exactly; norm L2(S^2). ``samples`` are the values on the
-    Gauss-Legendre grid of the same bandwidth."""
+    docs/conventions.md); rotated exactly; norm L2(S^2). ``samples`` (for ``max_abs_error`` and
+    ``cohen_delta``) are the values on the ``kind`` grid of the same bandwidth (default
+    Gauss-Legendre; a harness model's coefficients between layers say their model's grid, so
+    those columns read as they would on its grid samples)."""
 
-    def __init__(self, bandwidth: int) -> None:
+    def __init__(self, bandwidth: int, kind: str = "gl") -> None:
         self._b = check_bandwidth(bandwidth)
+        self.kind = check_kind(kind)
 
     def __repr__(self) -> str:
-        return f"S2Coeffs({self._b})"
+        return f"S2Coeffs({self._b})" if self.kind == "gl" else f"S2Coeffs({self._b}, {self.kind!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, S2Coeffs) and self._b == other._b
+        return isinstance(other, S2Coeffs) and (self._b, self.kind) == (other._b, other.kind)
 
     def __hash__(self) -> int:
-        return hash(("S2Coeffs", self._b))
+        return hash(("S2Coeffs", self._b, self.kind))
 
     @property
     def bandwidth(self) -> int:
@@ -269,7 +272,7 @@ class S2Coeffs(Field):
         return _flat(degree_norms(c)).square().sum(-1)
 
     def samples(self, c: torch.Tensor) -> torch.Tensor:
-        return _flat(isft(c, "gl"))
+        return _flat(isft(c, self.kind))
 
     def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -104,6 +104,52 @@ def bandwidth_from_shape(shape: tuple[int, ...], kind: str) -> int:
     return b
 
 
+def exact_analysis_bandwidth(kind: str, bandwidth: int, degrees: int, nlon: int | None = None) -> int:
+    """The largest signal bandwidth b_f whose coefficients of degrees l < L = ``degrees`` the
+    quadrature sum of the ``kind`` grid of ``bandwidth`` B (with ``nlon`` longitudes, default the
+    kind's own) computes exactly (docs/conventions.md). The integrand ``f conj(Y^m_l)`` has
+    degree and order difference up to ``D = (b_f - 1) + (L - 1)``; it is integrated exactly iff
+
+    * latitudes: ``D <= 2B - 1`` (the ``dh``, ``soft`` and ``cc`` weights are exact to degree
+      2B - 1 in cos(theta), and so are the B Gauss-Legendre rings of ``gl``);
+    * longitudes: ``D <= nlon - 1`` (order differences of nlon or more fold back):
+      2B longitudes for ``dh``, ``soft``, ``cc``, but 2B - 1 for ``gl``.
+
+    So ``b_f + L <= 2B + 1`` on the equiangular grids and ``b_f + L <= 2B`` on ``gl``.
+    """
+    nlat_b = check_bandwidth(bandwidth)
+    n = grid(kind, nlat_b, nlon).nlon
+    L = check_bandwidth(degrees, "degrees")
+    return min(2 * nlat_b - 1, n - 1) + 2 - L
+
+
+def min_exact_grid(kind: str, signal_bandwidth: int, degrees: int) -> Grid:
+    """The cheapest ``kind`` grid on which the analysis of degrees < ``degrees`` of any signal of
+    ``signal_bandwidth`` b_f is exact (:func:`exact_analysis_bandwidth`), holding at least
+    ``degrees``. With ``D = b_f + L - 2``: the fewest latitudes, bandwidth ``ceil((D + 1) / 2)``,
+    and the fewest longitudes >= D + 1 whose FFT is fast (a 2-3-5-smooth count: a prime count
+    such as 89 makes torch's FFT 5x slower). For sigma(f) with sigma a polynomial of degree p and
+    f of bandwidth b, ``signal_bandwidth = p (b - 1) + 1``."""
+    check_kind(kind)
+    bf, L = check_bandwidth(signal_bandwidth, "signal_bandwidth"), check_bandwidth(degrees, "degrees")
+    D = bf + L - 2
+    B = max(L, -(-(D + 1) // 2))
+    return grid(kind, B, max(smooth_size(D + 1), 2 * B - 1 if kind == "gl" else 2 * B))
+
+
+def smooth_size(n: int) -> int:
+    """The smallest integer >= n with no prime factor above 5 (a fast FFT length)."""
+    m = max(1, int(n))
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
 def _equiangular_weights(theta: np.ndarray, b: int) -> np.ndarray:
     """Driscoll-Healy weights ``w_j = (2/b) sin(t_j) sum_{k<b} sin((2k+1) t_j) / (2k+1)``.
 
@@ -141,12 +187,28 @@ def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return ducc0.misc.GL_thetas(n), ducc0.misc.GL_weights(n, 1) / (2 * np.pi)
 
 
-@functools.lru_cache(maxsize=64)
-def grid(kind: str = "dh", bandwidth: int = 16) -> Grid:
-    """The sampling grid ``kind`` ("dh", "soft", "gl" or "cc") at ``bandwidth`` (degrees ``l < b``)."""
+def grid(kind: str = "dh", bandwidth: int = 16, nlon: int | None = None) -> Grid:
+    """The sampling grid ``kind`` ("dh", "soft", "gl" or "cc") at ``bandwidth`` (degrees ``l < b``).
+
+    ``nlon``: the number of longitudes, default the kind's own (2b; 2b - 1 for gl); any other
+    count >= 2b - 1 keeps the latitudes and weights (the grids a nonlinearity is evaluated on:
+    see :func:`exact_analysis_bandwidth`). Arguments are validated before the cache is read.
+    """
     check_kind(kind)
     b = check_bandwidth(bandwidth)
-    nlat, nlon = grid_shape(kind, b)
+    if nlon is not None:
+        nlon = check_bandwidth(nlon, "nlon")
+        if nlon < 2 * b - 1:
+            raise ValueError(f"nlon: expected at least 2b - 1 = {2 * b - 1} longitudes (orders |m| < b), got {nlon}")
+        if nlon == grid_shape(kind, b)[1]:
+            nlon = None
+    return _grid(kind, b, nlon)
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(kind: str, b: int, nlon: int | None) -> Grid:
+    nlat, own = grid_shape(kind, b)
+    nlon = own if nlon is None else nlon
     phi = 2.0 * np.pi * np.arange(nlon) / nlon
     if kind == "gl":
         theta, weights = _gauss_legendre(b)

@@ -25,15 +25,17 @@ Two paths behind one API:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..util.memory import check_fits
-from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid, mirror_pairs
+from .grids import Grid, bandwidth_from_shape, check_bandwidth, check_kind, grid, grid_shape, mirror_pairs
 from .legendre import legendre_diagonals, legendre_table
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
@@ -45,15 +47,18 @@ _COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 # --------------------------------------------------------------------------- the torch path tables
 @dataclass(frozen=True, eq=False)
 class LegendrePlan:
-    """Index tables and packed Legendre table for one (kind, bandwidth, dtype, device).
+    """Index tables and packed Legendre table for one (kind, grid bandwidth, degrees, dtype, device).
 
-    Blocks ``q = 2m + p`` (order m, parity p of l - m) hold rows ``l = m + p, m + p + 2, ...``;
+    The grid is ``grid(kind, bandwidth)``; the coefficients are those of degrees ``l < degrees``
+    (``degrees <= bandwidth``), so a transform between a fine grid and few degrees does only the
+    Legendre work of those degrees. Blocks ``q = 2m + p`` (order m, parity p of l - m) hold rows ``l = m + p, m + p + 2, ...``;
     consecutive blocks are grouped into chunks, each a ``[blocks, rows, nN]`` tensor padded with
     zero rows to its longest block, so one ``torch.bmm`` per chunk does the Legendre transform.
     """
 
     kind: str
-    bandwidth: int
+    bandwidth: int  # of the grid
+    degrees: int  # L: the coefficients are [L, L] (l, m < L)
     nlat: int
     nlon: int
     wscale: torch.Tensor  # [nlat] real: 2 pi w_j (the FFT already divides by nlon)
@@ -61,9 +66,9 @@ class LegendrePlan:
     paired: tuple[int, int]  # north rows h0..h1-1 have mirror rows at pi - theta ...
     south: tuple[int, int]  # ... namely rows s1-1 down to s0 (a reversed contiguous range)
     chunks: tuple[tuple[int, int, torch.Tensor], ...]  # (q0, q1, table [q1-q0, rows, nN])
-    slot: torch.Tensor  # [packed rows] long: l*b + m of each packed row (0 for padding rows)
-    gather: torch.Tensor  # [b*b] long: packed row of (l, m), or the appended zero row if m > l
-    dense: torch.Tensor | None  # small b only: [m, l, nlat] full table, used instead of chunks
+    slot: torch.Tensor  # [packed rows] long: l*L + m of each packed row (0 for padding rows)
+    gather: torch.Tensor  # [L*L] long: packed row of (l, m), or the appended zero row if m > l
+    dense: torch.Tensor | None  # small L only: [m, l, nlat] full table, used instead of chunks
 
     def table_bytes(self) -> int:
         tabs = [t for _, _, t in self.chunks] + ([self.dense] if self.dense is not None else [])
@@ -80,29 +85,33 @@ def _n_chunks(b: int) -> int:
 DENSE_MAX_BANDWIDTH = 32
 
 
-def plan_bytes(kind: str, b: int) -> int:
-    """Bytes of the float64 Legendre plan (an upper bound: the dense table is b x b x nlat)."""
+def plan_bytes(kind: str, b: int, degrees: int | None = None) -> int:
+    """Bytes of the float64 Legendre plan for the ``kind`` grid of bandwidth b and degrees < L
+    (default b; an upper bound: the dense table is L x L x nlat)."""
+    L = b if degrees is None else degrees
     nlat = b if kind == "gl" else 2 * b
-    return 8 * b * b * nlat if b <= DENSE_MAX_BANDWIDTH else 8 * (b * (b + 1) // 2 + 2 * b) * (nlat // 2 + 1)
+    return 8 * L * L * nlat if L <= DENSE_MAX_BANDWIDTH else 8 * (L * (L + 1) // 2 + 2 * L) * (nlat // 2 + 1)
 
 
-@functools.lru_cache(maxsize=8)
-def _plan_float64(kind: str, b: int) -> LegendrePlan:
-    check_fits(plan_bytes(kind, b), f"the Legendre table for the {kind!r} grid at bandwidth {b}")
-    g = grid(kind, b)
+@functools.lru_cache(maxsize=16)
+def _plan_float64(kind: str, b: int, L: int, nlon: int | None) -> LegendrePlan:
+    check_fits(plan_bytes(kind, b, L), f"the Legendre table for the {kind!r} grid at bandwidth {b}"
+               + (f" (degrees < {L})" if L != b else ""))
+    g = grid(kind, b, nlon)
     north, mirror = mirror_pairs(g)
     nN = north.size
-    if b <= DENSE_MAX_BANDWIDTH:
-        dense = torch.from_numpy(legendre_table(b, g.theta).transpose(1, 0, 2).copy())  # [m, l, j]
+    common = dict(kind=kind, bandwidth=b, degrees=L, nlat=g.nlat, nlon=g.nlon,
+                  wscale=torch.from_numpy(2 * np.pi * g.weights), n_north=nN)
+    if L <= DENSE_MAX_BANDWIDTH:
+        dense = torch.from_numpy(legendre_table(L, g.theta).transpose(1, 0, 2).copy())  # [m, l, j]
         empty = torch.zeros(0, dtype=torch.long)
-        return LegendrePlan(kind=kind, bandwidth=b, nlat=g.nlat, nlon=g.nlon,
-                            wscale=torch.from_numpy(2 * np.pi * g.weights), n_north=nN, paired=(0, 0),
-                            south=(g.nlat, g.nlat), chunks=(), slot=empty, gather=empty, dense=dense)
-    # blocks q = 2m + p have rows k = p, p+2, ... < b - m  (l = m + k)
-    q = np.arange(2 * b)
-    rows = np.maximum((b - q // 2 - q % 2 + 1) // 2, 0)
-    bounds = np.linspace(0, 2 * b, _n_chunks(b) + 1).round().astype(int)
-    base = np.zeros(2 * b, dtype=np.int64)
+        return LegendrePlan(**common, paired=(0, 0), south=(g.nlat, g.nlat), chunks=(), slot=empty, gather=empty,
+                            dense=dense)
+    # blocks q = 2m + p have rows k = p, p+2, ... < L - m  (l = m + k)
+    q = np.arange(2 * L)
+    rows = np.maximum((L - q // 2 - q % 2 + 1) // 2, 0)
+    bounds = np.linspace(0, 2 * L, _n_chunks(L) + 1).round().astype(int)
+    base = np.zeros(2 * L, dtype=np.int64)
     spans, offset = [], 0
     for q0, q1 in zip(bounds[:-1], bounds[1:]):
         rmax = max(int(rows[q0]), 1)
@@ -111,13 +120,13 @@ def _plan_float64(kind: str, b: int) -> LegendrePlan:
         offset += (q1 - q0) * rmax
     packed = np.zeros((offset, nN))
     slot = np.zeros(offset, dtype=np.int64)
-    gather = np.full(b * b, offset, dtype=np.int64)
-    for k, p in legendre_diagonals(b, g.theta[north]):
-        m = np.arange(b - k)
+    gather = np.full(L * L, offset, dtype=np.int64)
+    for k, p in legendre_diagonals(L, g.theta[north]):
+        m = np.arange(L - k)
         r = base[2 * m + k % 2] + k // 2
         packed[r] = p
-        slot[r] = (m + k) * b + m
-        gather[(m + k) * b + m] = r
+        slot[r] = (m + k) * L + m
+        gather[(m + k) * L + m] = r
     packed_t = torch.from_numpy(packed)
     chunks = tuple(
         (q0, q1, packed_t[o : o + (q1 - q0) * rmax].view(q1 - q0, rmax, nN))
@@ -129,39 +138,21 @@ def _plan_float64(kind: str, b: int) -> LegendrePlan:
     if not (np.array_equal(north, np.arange(nN)) and np.array_equal(has, np.arange(h0, h1))
             and np.array_equal(mirror[has], np.arange(s1 - 1, s0 - 1, -1))):
         raise RuntimeError(f"grid {kind!r}: expected contiguous northern, paired and southern rows")
-    return LegendrePlan(
-        kind=kind,
-        bandwidth=b,
-        nlat=g.nlat,
-        nlon=g.nlon,
-        wscale=torch.from_numpy(2 * np.pi * g.weights),
-        n_north=nN,
-        paired=(h0, h1),
-        south=(s0, s1),
-        chunks=chunks,
-        slot=torch.from_numpy(slot),
-        gather=torch.from_numpy(gather),
-        dense=None,
-    )
+    return LegendrePlan(**common, paired=(h0, h1), south=(s0, s1), chunks=chunks, slot=torch.from_numpy(slot),
+                        gather=torch.from_numpy(gather), dense=None)
 
 
-@functools.lru_cache(maxsize=16)
-def _plan_cast(kind: str, b: int, dtype: str, device: str) -> LegendrePlan:
-    p = _plan_float64(kind, b)
+@functools.lru_cache(maxsize=32)
+def _plan_cast(kind: str, b: int, L: int, nlon: int | None, dtype: str, device: str) -> LegendrePlan:
+    p = _plan_float64(kind, b, L, nlon)
     dt, dev = getattr(torch, dtype), torch.device(device)
 
     def mv(t: torch.Tensor) -> torch.Tensor:
         return t.to(device=dev, dtype=dt if t.is_floating_point() else t.dtype)
 
-    return LegendrePlan(
-        kind=p.kind,
-        bandwidth=p.bandwidth,
-        nlat=p.nlat,
-        nlon=p.nlon,
+    return dataclasses.replace(
+        p,
         wscale=mv(p.wscale),
-        n_north=p.n_north,
-        paired=p.paired,
-        south=p.south,
         chunks=tuple((q0, q1, mv(t).contiguous()) for q0, q1, t in p.chunks),
         slot=mv(p.slot),
         gather=mv(p.gather),
@@ -170,20 +161,38 @@ def _plan_cast(kind: str, b: int, dtype: str, device: str) -> LegendrePlan:
 
 
 def legendre_plan(kind: str, bandwidth: int, dtype: torch.dtype = torch.float64,
-                  device: torch.device | str = "cpu") -> LegendrePlan:
-    """The cached plan, keyed on (kind, bandwidth, dtype name, device name); built in float64."""
+                  device: torch.device | str = "cpu", degrees: int | None = None,
+                  nlon: int | None = None) -> LegendrePlan:
+    """The cached plan between ``grid(kind, bandwidth, nlon)`` and the coefficients of degrees
+    < ``degrees`` (default: the bandwidth), keyed on plain values (kind, bandwidth, degrees,
+    longitudes, dtype name, device name); built in float64 and cast on use."""
+    g = grid(kind, bandwidth, nlon)  # validates
+    b = g.bandwidth
+    L = b if degrees is None else check_degrees(degrees, b)
+    n = None if g.shape == grid_shape(kind, b) else g.nlon
     dev = torch.device(device)
     if dtype == torch.float64 and dev.type == "cpu":
-        return _plan_float64(kind, bandwidth)
-    return _plan_cast(kind, bandwidth, str(dtype).removeprefix("torch."), str(dev))
+        return _plan_float64(kind, b, L, n)
+    return _plan_cast(kind, b, L, n, str(dtype).removeprefix("torch."), str(dev))
+
+
+def check_degrees(degrees: object, bandwidth: int, name: str = "degrees") -> int:
+    """``degrees`` (an int L with 1 <= L <= the grid's bandwidth): a grid of bandwidth B resolves
+    the degrees l < B, so no transform on it can ask for more."""
+    L = check_bandwidth(degrees, name)
+    if L > bandwidth:
+        raise ValueError(f"{name}: expected at most the grid's bandwidth {bandwidth} (a grid of bandwidth B"
+                         f" resolves degrees l < B), got {L}")
+    return L
 
 
 def _analysis_torch(x: torch.Tensor, p: LegendrePlan, w: torch.Tensor) -> torch.Tensor:
-    """``[B, nlat, nlon]`` real -> ``[B, b, b]``: ``sum_j w_j Pbar(l,m,t_j) (1/nlon) sum_k x e^{-im phi_k}``.
+    """``[B, nlat, nlon]`` real -> ``[B, L, L]``: ``sum_j w_j Pbar(l,m,t_j) (1/nlon) sum_k x e^{-im phi_k}``
+    for l, m < L = ``p.degrees`` (only the L lowest orders of the FFT are read).
 
     With ``w = 2 pi w_j`` this is the sft; with ``w = nlon`` it is the adjoint of the synthesis.
     """
-    B, b, nN, (h0, h1), (s0, s1) = x.shape[0], p.bandwidth, p.n_north, p.paired, p.south
+    B, b, nN, (h0, h1), (s0, s1) = x.shape[0], p.degrees, p.n_north, p.paired, p.south
     X = torch.view_as_real(torch.fft.rfft(x, dim=-1, norm="forward"))[:, :, :b]  # [B, nlat, b, 2]
     if p.dense is not None:
         xm = torch.empty(b, p.nlat, B, 2, dtype=x.dtype, device=x.device)
@@ -210,14 +219,15 @@ def _analysis_torch(x: torch.Tensor, p: LegendrePlan, w: torch.Tensor) -> torch.
     return torch.view_as_complex(out)
 
 
-def _synthesis_torch(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
-    """``[B, b, b]`` complex -> ``[B, nlat, nlon]`` real: ``sum_l f^0_l Y^0_l + 2 Re sum_{m>0} f^m_l Y^m_l``.
+def _synthesis_torch(c: torch.Tensor, p: LegendrePlan, ring_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, L, L]`` complex -> ``[B, nlat, nlon]`` real: ``sum_l f^0_l Y^0_l + 2 Re sum_{m>0} f^m_l Y^m_l``
+    on the plan's grid (L = ``p.degrees`` <= its bandwidth), ring j times ``ring_scale[j]`` if given.
 
     The matmuls (batched over m) give ``Y[m, ring, B re/im]``; one complex copy moves it into the
-    irfft's input ``[B, ring, m]`` (zero for m >= b). Of the layouts tried, that copy is the
+    irfft's input ``[B, ring, m]`` (zero for m >= L). Of the layouts tried, that copy is the
     cheapest in the interleaved timing of benchmarks/peers_sht.py.
     """
-    B, b, nN, (h0, h1), (s0, s1) = c.shape[0], p.bandwidth, p.n_north, p.paired, p.south
+    B, b, nN, (h0, h1), (s0, s1) = c.shape[0], p.degrees, p.n_north, p.paired, p.south
     rdt = c.real.dtype
     Y = torch.empty(b, p.nlat, 2 * B, dtype=rdt, device=c.device)  # [m, ring, B re/im]
     if p.dense is not None:
@@ -236,6 +246,8 @@ def _synthesis_torch(c: torch.Tensor, p: LegendrePlan) -> torch.Tensor:
         ge, go = G[:, 0], G[:, 1]
         torch.add(ge, go, out=Y[:, :nN])
         Y[:, s0:s1] = (ge[:, h0:h1] - go[:, h0:h1]).flip(1)  # mirror rows: Pbar(-t) = (-1)^(l+m) Pbar(t)
+    if ring_scale is not None:  # rings scaled before the irfft: on L of the nlon/2 + 1 frequencies
+        Y.mul_(ring_scale[None, :, None])
     nf = p.nlon // 2 + 1  # irfft's input length: give it exactly that, so it does not pad
     F = torch.empty(B, p.nlat, nf, dtype=c.dtype, device=c.device)
     F[..., b:] = 0
@@ -267,8 +279,8 @@ class _TorchSFT(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         p = ctx.p
-        gx = _synthesis_torch(g * _m_weights(p.bandwidth, 0.5, g), p)
-        return gx * (p.wscale / p.nlon)[:, None], None  # d y / d x_jk = 2 pi w_j / nlon conj(Y)
+        # d y / d x_jk = 2 pi w_j / nlon conj(Y)
+        return _synthesis_torch(g * _m_weights(p.degrees, 0.5, g), p, p.wscale / p.nlon), None
 
     @staticmethod
     def jvp(ctx, x_t: torch.Tensor, _p_t) -> torch.Tensor:  # type: ignore[override]
@@ -292,7 +304,7 @@ class _TorchISFT(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         p = ctx.p
         ones = torch.full((p.nlat,), float(p.nlon), dtype=g.dtype, device=g.device)
-        gc = _analysis_torch(g.contiguous(), p, ones) * _m_weights(p.bandwidth, 2.0, g)
+        gc = _analysis_torch(g.contiguous(), p, ones) * _m_weights(p.degrees, 2.0, g)
         gc[:, :, 0] = gc[:, :, 0].real
         return gc, None
 
@@ -302,13 +314,13 @@ class _TorchISFT(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------- the ducc0 path
-def _ducc_args(kind: str, b: int) -> dict:
-    # Our [l, m] square layout: entry (l, m) at index l*b + m = mstart[m] + l*lstride.
+def _ducc_args(g: Grid, L: int) -> dict:
+    # Our [l, m] square layout of degrees < L: entry (l, m) at index l*L + m = mstart[m] + l*lstride.
     # Below b = 64 one map is too small to split across threads: with torch's threads idling
     # (spinning) beside it, 2 threads measured 2x slower than 1 in the equivariance harness.
-    threads = torch.get_num_threads() if b >= 64 else 1
-    return dict(spin=0, lmax=b - 1, mmax=b - 1, geometry=_DUCC_GEOMETRY[kind],
-                mstart=np.arange(b, dtype=np.uintp), lstride=b, nthreads=threads)
+    threads = torch.get_num_threads() if g.bandwidth >= 64 else 1
+    return dict(spin=0, lmax=L - 1, mmax=L - 1, geometry=_DUCC_GEOMETRY[g.kind],
+                mstart=np.arange(L, dtype=np.uintp), lstride=L, nthreads=threads)
 
 
 def _m_factor(b: int, dtype: np.dtype, m0: float, mpos: float) -> np.ndarray:
@@ -317,37 +329,34 @@ def _m_factor(b: int, dtype: np.dtype, m0: float, mpos: float) -> np.ndarray:
     return f
 
 
-def _ducc_synthesis(c: np.ndarray, kind: str, ringfactor: np.ndarray | None = None) -> np.ndarray:
-    """``[B, b, b]`` -> ``[B, nlat, nlon]``: sum_lm c Y (m > 0 twice), rings scaled by ringfactor."""
+def _ducc_synthesis(c: np.ndarray, g: Grid, ringfactor: np.ndarray | None = None) -> np.ndarray:
+    """``[B, L, L]`` -> ``[B, nlat, nlon]`` on the grid g (bandwidth >= L): sum_lm c Y (m > 0
+    twice), rings scaled by ringfactor."""
     import ducc0
 
-    B, b = c.shape[0], c.shape[-1]
-    g = grid(kind, b)
+    B, L = c.shape[0], c.shape[-1]
     out = np.empty((B, g.nlat, g.nlon), dtype=np.float32 if c.dtype == np.complex64 else np.float64)
-    args = _ducc_args(kind, b)
+    args = _ducc_args(g, L)
     for i in range(B):
         ducc0.sht.experimental.synthesis_2d(alm=c[i].reshape(1, -1), map=out[i : i + 1],
                                             ringfactor=ringfactor, **args)
     return out
 
 
-def _ducc_adjoint_synthesis(x: np.ndarray, kind: str, b: int,
-                            ringfactor: np.ndarray | None = None) -> np.ndarray:
-    """``[B, nlat, nlon]`` -> ``[B, b, b]``: ``sum_jk r_j x_jk conj(Y^m_l)``, m >= 0."""
+def _ducc_adjoint_synthesis(x: np.ndarray, g: Grid, L: int, ringfactor: np.ndarray | None = None) -> np.ndarray:
+    """``[B, nlat, nlon]`` on the grid g -> ``[B, L, L]``: ``sum_jk r_j x_jk conj(Y^m_l)``, m >= 0."""
     import ducc0
 
     B = x.shape[0]
-    out = np.zeros((B, b * b), dtype=np.complex64 if x.dtype == np.float32 else np.complex128)
-    args = _ducc_args(kind, b)
+    out = np.zeros((B, L * L), dtype=np.complex64 if x.dtype == np.float32 else np.complex128)
+    args = _ducc_args(g, L)
     for i in range(B):
         ducc0.sht.experimental.adjoint_synthesis_2d(map=x[i : i + 1], alm=out[i : i + 1],
                                                     ringfactor=ringfactor, **args)
-    return out.reshape(B, b, b)
+    return out.reshape(B, L, L)
 
 
-@functools.lru_cache(maxsize=64)
-def _quadrature_rings(kind: str, b: int) -> np.ndarray:
-    g = grid(kind, b)
+def _quadrature_rings(g: Grid) -> np.ndarray:
     return 2 * np.pi / g.nlon * g.weights
 
 
@@ -355,86 +364,63 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().resolve_conj().resolve_neg().contiguous().numpy()
 
 
-def _ducc_analysis(x: np.ndarray, kind: str, b: int) -> np.ndarray:
-    """The quadrature sum ``[B, nlat, nlon]`` -> ``[B, b, b]``. On DH and GL ducc0's
-    ``analysis_2d`` is exactly this sum; on F1 ("soft") it is not for signals beyond bandwidth b
-    (it inverts synthesis instead), so there we use the adjoint synthesis of the weighted map."""
-    import ducc0
-
-    if kind == "soft":
-        return _ducc_adjoint_synthesis(x, kind, b, _quadrature_rings(kind, b))
-    B = x.shape[0]
-    out = np.zeros((B, b * b), dtype=np.complex64 if x.dtype == np.float32 else np.complex128)
-    args = _ducc_args(kind, b)
-    for i in range(B):
-        ducc0.sht.experimental.analysis_2d(map=x[i : i + 1], alm=out[i : i + 1], **args)
-    return out.reshape(B, b, b)
-
-
-def _ducc_analysis_adjoint(c: np.ndarray, kind: str) -> np.ndarray:
-    """Adjoint of :func:`_ducc_analysis` (with ducc0's inner product, m > 0 counted twice)."""
-    import ducc0
-
-    b = c.shape[-1]
-    if kind == "soft":
-        return _ducc_synthesis(c, kind, _quadrature_rings(kind, b))
-    g = grid(kind, b)
-    out = np.empty((c.shape[0], g.nlat, g.nlon), dtype=np.float32 if c.dtype == np.complex64 else np.float64)
-    args = _ducc_args(kind, b)
-    for i in range(c.shape[0]):
-        ducc0.sht.experimental.adjoint_analysis_2d(alm=c[i].reshape(1, -1), map=out[i : i + 1], **args)
-    return out
+def _ducc_analysis(x: np.ndarray, g: Grid, L: int) -> np.ndarray:
+    """The quadrature sum ``[B, nlat, nlon]`` -> ``[B, L, L]``: the adjoint synthesis of the map
+    weighted by the grid's quadrature rings. (ducc0's ``analysis_2d`` equals this sum on DH and GL
+    at L = b, but on F1 ("soft") it inverts the synthesis instead, which differs for signals beyond
+    the bandlimit; the weighted adjoint is the sum on every grid, for every L.)"""
+    return _ducc_adjoint_synthesis(x, g, L, _quadrature_rings(g))
 
 
 class _DuccSFT(torch.autograd.Function):
-    """``[B, nlat, nlon]`` -> ``[B, b, b]``, the quadrature sum (linear: ``jvp`` transforms the
-    tangent). Backward: ``grad_x = Re(sum_{m>=0} g Y) w``: ducc0's adjoint with m > 0 halved
-    (ducc0 counts each m > 0 coefficient twice, for +m and -m; torch's real-to-complex gradient
-    counts it once)."""
+    """``[B, nlat, nlon]`` on the grid g -> ``[B, L, L]``, the quadrature sum (linear: ``jvp``
+    transforms the tangent). Backward: ``grad_x = Re(sum_{m>=0} gr Y) w``: ducc0's adjoint with
+    m > 0 halved (ducc0 counts each m > 0 coefficient twice, for +m and -m; torch's
+    real-to-complex gradient counts it once)."""
 
     @staticmethod
-    def forward(x: torch.Tensor, kind: str, b: int) -> torch.Tensor:  # type: ignore[override]
-        return torch.from_numpy(_ducc_analysis(_np(x), kind, b))
+    def forward(x: torch.Tensor, g: Grid, L: int) -> torch.Tensor:  # type: ignore[override]
+        return torch.from_numpy(_ducc_analysis(_np(x), g, L))
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.kind, ctx.b = inputs[1], inputs[2]
+        ctx.g, ctx.L = inputs[1], inputs[2]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        gn = _np(g)
+    def backward(ctx, gr: torch.Tensor):  # type: ignore[override]
+        gn = _np(gr)
         gn = gn * _m_factor(gn.shape[-1], gn.dtype, 1.0, 0.5)
-        return torch.from_numpy(_ducc_analysis_adjoint(gn, ctx.kind)), None, None
+        return torch.from_numpy(_ducc_synthesis(gn, ctx.g, _quadrature_rings(ctx.g))), None, None
 
     @staticmethod
     def jvp(ctx, x_t: torch.Tensor, *_):  # type: ignore[override]
-        return _DuccSFT.apply(x_t, ctx.kind, ctx.b)
+        return _DuccSFT.apply(x_t, ctx.g, ctx.L)
 
 
 class _DuccISFT(torch.autograd.Function):
-    """``[B, b, b]`` -> ``[B, nlat, nlon]`` (linear: ``jvp`` synthesizes the tangent);
-    backward: ``grad_c = 2^[m>0] sum_x g conj(Y)``."""
+    """``[B, L, L]`` -> ``[B, nlat, nlon]`` on the grid g (linear: ``jvp`` synthesizes the
+    tangent); backward: ``grad_c = 2^[m>0] sum_x gr conj(Y)``."""
 
     @staticmethod
-    def forward(c: torch.Tensor, kind: str) -> torch.Tensor:  # type: ignore[override]
-        return torch.from_numpy(_ducc_synthesis(_np(c), kind))
+    def forward(c: torch.Tensor, g: Grid) -> torch.Tensor:  # type: ignore[override]
+        return torch.from_numpy(_ducc_synthesis(_np(c), g))
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.kind, ctx.b = inputs[1], inputs[0].shape[-1]
+        ctx.g, ctx.L = inputs[1], inputs[0].shape[-1]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        gc = _ducc_adjoint_synthesis(_np(g), ctx.kind, ctx.b)
-        gc *= _m_factor(ctx.b, gc.dtype, 1.0, 2.0)  # each m > 0 stands for +m and -m
+    def backward(ctx, gr: torch.Tensor):  # type: ignore[override]
+        gc = _ducc_adjoint_synthesis(_np(gr), ctx.g, ctx.L)
+        gc *= _m_factor(ctx.L, gc.dtype, 1.0, 2.0)  # each m > 0 stands for +m and -m
         gc[:, :, 0].imag = 0.0  # Im f^0_l does not enter the signal
         return torch.from_numpy(gc), None
 
     @staticmethod
     def jvp(ctx, c_t: torch.Tensor, *_):  # type: ignore[override]
-        return _DuccISFT.apply(c_t, ctx.kind)
+        return _DuccISFT.apply(c_t, ctx.g)
 
 
 # --------------------------------------------------------------------------- checks and public API
@@ -518,58 +504,114 @@ def _check_size(batch: int, b: int, nlat: int, nlon: int, itemsize: int, what: s
     check_fits(batch * (nlat * nlon + 2 * b * b) * itemsize * 3, f"{what} of {batch} maps at bandwidth {b}")
 
 
-def sft(x: torch.Tensor, kind: str = "dh", *, backend: str | None = None, check_finite: bool = False) -> torch.Tensor:
+def analysis(x: torch.Tensor, g: Grid, degrees: int, backend: str | None = None) -> torch.Tensor:
+    """``[N, nlat, nlon]`` samples on the grid ``g`` -> ``[N, L, L]`` coefficients of degrees
+    < L = ``degrees`` (the quadrature sum; arguments already validated). Differentiable."""
+    be = _check_backend(backend, x.device, g.bandwidth)
+    cdt = torch.complex64 if x.dtype == torch.float32 else torch.complex128
+    if x.shape[0] == 0:
+        return torch.zeros(0, degrees, degrees, dtype=cdt, device=x.device)
+    _check_size(x.shape[0], degrees, g.nlat, g.nlon, x.element_size(), "sft")
+    grad = _tracked(x)
+    if be == "ducc0":
+        return _DuccSFT.apply(x, g, degrees) if grad else torch.from_numpy(_ducc_analysis(_np(x), g, degrees))
+    p = legendre_plan(g.kind, g.bandwidth, x.dtype, x.device, degrees, g.nlon)
+    return _TorchSFT.apply(x, p) if grad else _analysis_torch(x, p, p.wscale)
+
+
+def synthesis(c: torch.Tensor, g: Grid, backend: str | None = None) -> torch.Tensor:
+    """``[N, L, L]`` coefficients -> ``[N, nlat, nlon]`` samples on the grid ``g`` (bandwidth
+    >= L; arguments already validated). Differentiable."""
+    L = c.shape[-1]
+    be = _check_backend(backend, c.device, g.bandwidth)
+    rdt = torch.float32 if c.dtype == torch.complex64 else torch.float64
+    if c.shape[0] == 0:
+        return torch.zeros(0, g.nlat, g.nlon, dtype=rdt, device=c.device)
+    _check_size(c.shape[0], L, g.nlat, g.nlon, rdt.itemsize, "isft")
+    grad = _tracked(c)
+    if be == "ducc0":
+        return _DuccISFT.apply(c, g) if grad else torch.from_numpy(_ducc_synthesis(_np(c), g))
+    p = legendre_plan(g.kind, g.bandwidth, rdt, c.device, L, g.nlon)
+    return _TorchISFT.apply(c, p) if grad else _synthesis_torch(c, p)
+
+
+def sft(x: torch.Tensor, kind: str = "dh", *, degrees: int | None = None, backend: str | None = None,
+        check_finite: bool = False) -> torch.Tensor:
     """Spherical Fourier transform of real signals.
 
     x: ``[..., nlat, nlon]`` float32/float64 on the ``kind`` grid of bandwidth b (any strides;
-    an empty batch gives an empty result). Returns ``[..., b, b]`` complex64/complex128
-    coefficients ``f^m_l`` at ``[..., l, m]``.
+    an empty batch gives an empty result). Returns ``[..., L, L]`` complex64/complex128
+    coefficients ``f^m_l`` at ``[..., l, m]`` for the degrees ``l < L = degrees`` (default b; at
+    most b). The quadrature sum of the grid, whatever L: only the Legendre work of degrees < L is
+    done. It is the exact projection when the grid's quadrature is exact for ``x conj(Y^m_l)``
+    (docs/conventions.md, "Fewer degrees than the grid holds").
     backend: "ducc0" or "torch"; default ducc0 on the CPU from b = 128 up (DUCC0_MIN_BANDWIDTH),
     the torch path otherwise. Both compute the same quadrature and are differentiable.
     check_finite: refuse NaN/Inf samples (a pass over the data; off in the per-layer hot path,
     where NaN simply propagates).
     """
     b = check_signal(x, kind, check_finite)
-    be = _check_backend(backend, x.device, b)
-    lead = x.shape[:-2]
-    xb = x.reshape(-1, *x.shape[-2:])
-    cdt = torch.complex64 if x.dtype == torch.float32 else torch.complex128
-    if xb.shape[0] == 0:
-        return torch.zeros(*lead, b, b, dtype=cdt, device=x.device)
-    _check_size(xb.shape[0], b, x.shape[-2], x.shape[-1], x.element_size(), "sft")
-    grad = _tracked(xb)
-    if be == "ducc0":
-        out = _DuccSFT.apply(xb, kind, b) if grad else torch.from_numpy(_ducc_analysis(_np(xb), kind, b))
-    else:
-        p = legendre_plan(kind, b, x.dtype, x.device)
-        out = _TorchSFT.apply(xb, p) if grad else _analysis_torch(xb, p, p.wscale)
-    return out.reshape(*lead, b, b)
+    L = b if degrees is None else check_degrees(degrees, b)
+    _check_backend(backend, x.device, b)
+    out = analysis(x.reshape(-1, *x.shape[-2:]), grid(kind, b), L, backend)
+    return out.reshape(*x.shape[:-2], L, L)
 
 
-def isft(coeffs: torch.Tensor, kind: str = "dh", *, backend: str | None = None,
+def isft(coeffs: torch.Tensor, kind: str = "dh", *, grid_bandwidth: int | None = None, backend: str | None = None,
          check_finite: bool = False) -> torch.Tensor:
-    """Inverse transform: ``[..., b, b]`` complex coefficients -> ``[..., nlat, nlon]`` real signal.
+    """Inverse transform: ``[..., L, L]`` complex coefficients -> ``[..., nlat, nlon]`` real signal
+    on the ``kind`` grid of bandwidth ``grid_bandwidth`` (default L; at least L): evaluating a
+    band-limited signal on a finer grid costs only the Legendre work of its own degrees.
 
     Entries with m > l and the imaginary part of ``f^0_l`` are ignored. Conjugate and other views
     are accepted; an empty batch gives an empty result.
     """
     check_kind(kind)
-    b = check_coefficients(coeffs, check_finite=check_finite)
-    be = _check_backend(backend, coeffs.device, b)
-    lead = coeffs.shape[:-2]
-    cb = coeffs.reshape(-1, b, b)
-    g = grid(kind, b)
-    rdt = torch.float32 if coeffs.dtype == torch.complex64 else torch.float64
-    if cb.shape[0] == 0:
-        return torch.zeros(*lead, g.nlat, g.nlon, dtype=rdt, device=coeffs.device)
-    _check_size(cb.shape[0], b, g.nlat, g.nlon, rdt.itemsize, "isft")
-    grad = _tracked(cb)
-    if be == "ducc0":
-        out = _DuccISFT.apply(cb, kind) if grad else torch.from_numpy(_ducc_synthesis(_np(cb), kind))
+    L = check_coefficients(coeffs, check_finite=check_finite)
+    if grid_bandwidth is None:
+        b = L
     else:
-        p = legendre_plan(kind, b, rdt, coeffs.device)
-        out = _TorchISFT.apply(cb, p) if grad else _synthesis_torch(cb, p)
-    return out.reshape(*lead, g.nlat, g.nlon)
+        b = check_bandwidth(grid_bandwidth, "grid_bandwidth")
+        if b < L:
+            raise ValueError(f"grid_bandwidth: expected at least the coefficients' bandwidth {L} (a grid of"
+                             f" bandwidth B holds degrees l < B; truncate with resize_coefficients first), got {b}")
+    _check_backend(backend, coeffs.device, b)
+    g = grid(kind, b)
+    out = synthesis(coeffs.reshape(-1, L, L), g, backend)
+    return out.reshape(*coeffs.shape[:-2], g.nlat, g.nlon)
+
+
+def apply_on_grid(coeffs: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor], g: Grid,
+                  backend: str | None = None) -> torch.Tensor:
+    """``[N, ..., b, b]`` -> ``[N, ..., b, b]``: ``P_b sft(f(isft(c)))`` on the grid ``g`` of
+    bandwidth >= b (any longitude count, e.g. :func:`~harness.sphere.grids.min_exact_grid`): one
+    synthesis of the b degrees onto g, f there, one analysis of the b degrees kept. f receives
+    ``[n, ..., nlat, nlon]`` and may mix the middle dims (channels) but not grid points.
+
+    Without autograd the first dim goes through g in groups whose samples are half the
+    coefficients' (real) size or 32 MiB, whichever is more, so the peak memory of a large input
+    stays a small multiple of it; with autograd every intermediate is kept for backward anyway.
+    """
+    L = check_coefficients(coeffs)
+    if coeffs.dim() < 3:
+        raise ValueError(f"coeffs: expected [N, ..., b, b] (a leading batch dim), got {tuple(coeffs.shape)}")
+    if L > g.bandwidth:
+        raise ValueError(f"g: a grid of bandwidth {g.bandwidth} cannot hold coefficients of bandwidth {L}")
+    mid = coeffs.shape[1:-2]
+
+    def one(c: torch.Tensor) -> torch.Tensor:
+        u = synthesis(c.reshape(-1, L, L), g, backend).view(c.shape[0], *mid, g.nlat, g.nlon)
+        return analysis(f(u).reshape(-1, g.nlat, g.nlon), g, L, backend).view(c.shape)
+
+    n = coeffs.shape[0]
+    per_item = max(1, math.prod(mid) * g.nlat * g.nlon)
+    group = max(1, max(2 * coeffs.numel(), _GROUP_MIN_ELEMENTS) // 2 // per_item)
+    if group >= n or (torch.is_grad_enabled() and coeffs.requires_grad) or _tracked(coeffs):
+        return one(coeffs)
+    return torch.cat([one(coeffs[i : i + group]) for i in range(0, n, group)])
+
+
+_GROUP_MIN_ELEMENTS = 1 << 22  # 32 MiB of float64 grid samples
 
 
 def resize_coefficients(coeffs: torch.Tensor, bandwidth: int) -> torch.Tensor:
@@ -594,4 +636,5 @@ def degree_norms(coeffs: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["BACKENDS", "sft", "isft", "resize_coefficients", "degree_norms", "legendre_plan",
-           "LegendrePlan", "check_signal", "check_coefficients"]
+           "LegendrePlan", "check_signal", "check_coefficients", "check_degrees", "analysis", "synthesis",
+           "apply_on_grid"]
