@@ -6,7 +6,11 @@ Configurations (the grid of ``tests/test_bench_layers.py``), float32, DH grid (2
 
 * ``conv``            ``SphericalConv(16, 16, b, filter_params=8)``
 * ``pointwise_s1``    ``Pointwise("relu", oversampling=1.0)``
+* ``pointwise_s1.5``  ``Pointwise("relu", oversampling=1.5)`` (sigma on the grid of bandwidth ceil(1.5 b))
 * ``pointwise_s2``    ``Pointwise("relu", oversampling=2.0)`` (sigma on the grid of bandwidth 2b)
+* ``...@coeffs``      the same layer with ``input="coeffs", output="coeffs"`` on coefficients
+                      ``[batch, 16, b, b]`` complex64: what it costs inside a model, between two
+                      spectral layers (the convolution is then a per-degree multiply)
 * ``pool``            ``SpectralPool()`` (b -> b // 2)
 * ``descriptor``      ``InvariantDescriptor()``
 * ``esteves_mnist``   ``build_model("esteves_mnist", bandwidth=b)``, 1 input channel
@@ -67,7 +71,9 @@ import sys
 import time
 from pathlib import Path
 
-LAYERS = ("conv", "pointwise_s1", "pointwise_s2", "pool", "descriptor", "esteves_mnist",
+LAYERS = ("conv", "pointwise_s1", "pointwise_s1.5", "pointwise_s2", "pool", "descriptor", "esteves_mnist",
+          # the same layers between two spectral layers of a model: coefficients in and out
+          "conv@coeffs", "pointwise_s1@coeffs", "pointwise_s1.5@coeffs", "pointwise_s2@coeffs",
           "s2_so3_conv", "so3_conv", "cohen_mnist",
           # the nonlinearity frontier (issue 13): harness.nn.models.NONLINEARITY_VARIANTS, 16 channels
           "nl:poly2", "nl:poly4", "nl:quadratic", "nl:norm", "nl:gated")
@@ -96,12 +102,12 @@ def make_layer(name: str, b: int, backend: str | None):
     """The module under test and its number of input channels."""
     import harness
 
-    if name == "conv":
-        return harness.SphericalConv(CHANNELS, CHANNELS, b, filter_params=8, backend=backend), CHANNELS
-    if name == "pointwise_s1":
-        return harness.Pointwise("relu", oversampling=1.0, backend=backend), CHANNELS
-    if name == "pointwise_s2":
-        return harness.Pointwise("relu", oversampling=2.0, backend=backend), CHANNELS
+    base, _, domain = name.partition("@")
+    io = {"input": "coeffs", "output": "coeffs"} if domain == "coeffs" else {}
+    if base == "conv":
+        return harness.SphericalConv(CHANNELS, CHANNELS, b, filter_params=8, backend=backend, **io), CHANNELS
+    if base.startswith("pointwise_s"):
+        return harness.Pointwise("relu", oversampling=float(base[len("pointwise_s"):]), backend=backend, **io), CHANNELS
     if name == "pool":
         return harness.SpectralPool(backend=backend), CHANNELS
     if name == "descriptor":
@@ -125,6 +131,8 @@ def make_layer(name: str, b: int, backend: str | None):
 def output_shape(name: str, b: int, batch: int) -> tuple[int, ...]:
     """Known without calling the module (a call would build the tables)."""
     bs, bo = max(1, b // 3), max(1, round(0.6 * b))
+    if name.endswith("@coeffs"):
+        return (batch, CHANNELS, b, b, 2)  # complex, as real pairs
     return {"pool": (batch, CHANNELS, b // 2 * 2, b // 2 * 2), "descriptor": (batch, CHANNELS, b),
             "esteves_mnist": (batch, 10), "cohen_mnist": (batch, 10), "s2_so3_conv": (batch, 20, *(3 * [2 * bs])),
             "so3_conv": (batch, 40, *(3 * [2 * bo]))}.get(name, (batch, CHANNELS, 2 * b, 2 * b))
@@ -140,9 +148,14 @@ def worker(layer: str, b: int, direction: str, batch: int, threads: int, repeats
     params = [p for p in module.parameters() if p.requires_grad]
     backward = direction == "forward+backward"
 
+    coeffs = layer.endswith("@coeffs")
+
     def inputs(n: int):
-        grid = (2 * b,) * (3 if layer in SO3_INPUT else 2)
-        x = torch.randn(n, cin, *grid, generator=gen, requires_grad=backward)
+        if coeffs:
+            x = torch.randn(n, cin, b, b, dtype=torch.complex64, generator=gen).requires_grad_(backward)
+        else:
+            grid = (2 * b,) * (3 if layer in SO3_INPUT else 2)
+            x = torch.randn(n, cin, *grid, generator=gen, requires_grad=backward)
         return x, (torch.randn(output_shape(layer, b, n), generator=gen) if backward else None)
 
     def reset(x):
@@ -152,10 +165,12 @@ def worker(layer: str, b: int, direction: str, batch: int, threads: int, repeats
 
     def call(x, w):
         if backward:
-            (module(x) * w).sum().backward()
+            y = module(x)
+            ((torch.view_as_real(y) if y.is_complex() else y) * w).sum().backward()
             return None
         with torch.no_grad():
-            return module(x)
+            y = module(x)
+            return torch.view_as_real(y) if y.is_complex() else y
 
     if warm_tables:  # a tiny call at the same b: builds and caches tables and plans
         xs, ws = inputs(2)  # 2: BatchNorm (in the preset) needs more than one sample in training

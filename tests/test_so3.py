@@ -78,6 +78,39 @@ def test_transform_matches_the_explicit_sum(b):
     np.testing.assert_allclose(so3_ifft(torch.from_numpy(c[:, b - 1 :, :].copy())).numpy(), x.real, atol=1e-12)
 
 
+@pytest.mark.parametrize("B, L", [(3, 2), (4, 1), (5, 3)])
+def test_fewer_degrees_and_finer_grids_match_the_explicit_sum(B, L):
+    """so3_fft(x, degrees=L) on the grid of bandwidth B: the degrees < L of a signal of bandwidth
+    b_f exactly while b_f + L <= 2B + 1 (evaluated pointwise by Wigner's explicit sum), not
+    beyond; so3_ifft(c, grid_bandwidth=B) evaluates degrees < L on the finer grid."""
+    A, Bt, G = soft_points(B)
+    bf = 2 * B + 1 - L
+    for n, exact in ((bf, True), (bf + 1, False)):
+        c = random_full(n, seed=n)
+        x = torch.from_numpy(evaluate(c, A, Bt, G).real.copy())
+        err = np.abs(so3_fft(x, degrees=L).numpy() - c[:L, n - 1 : n - 1 + L, n - L : n + L - 1]).max()
+        assert (err < 1e-12) == exact, (n, err)
+    c = random_full(L, seed=L)
+    np.testing.assert_allclose(so3_ifft(torch.from_numpy(c[:, L - 1 :, :].copy()), grid_bandwidth=B).numpy(),
+                               evaluate(c, A, Bt, G).real, atol=1e-12)
+
+
+@pytest.mark.parametrize("b", [8, 20])  # one chunk, several chunks
+def test_fewer_degrees_equal_the_full_transform_truncated(b):
+    gen = torch.Generator().manual_seed(b)
+    x = torch.randn(2, 2 * b, 2 * b, 2 * b, dtype=torch.float64, generator=gen)
+    for L in (1, b // 2, b - 1):
+        np.testing.assert_allclose(so3_fft(x, degrees=L).numpy(), so3_resize_coefficients(so3_fft(x), L).numpy(),
+                                   atol=1e-13)
+        c = so3_fft(x, degrees=L)
+        np.testing.assert_allclose(so3_ifft(c, grid_bandwidth=b).numpy(),
+                                   so3_ifft(so3_resize_coefficients(c, b)).numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match=r"degrees: expected at most the grid's bandwidth 8 .*got 9"):
+        so3_fft(x[..., :16, :16, :16], degrees=9)
+    with pytest.raises(ValueError, match=r"grid_bandwidth: expected at least the coefficients' bandwidth 3, got 2"):
+        so3_ifft(so3_fft(x, degrees=3), grid_bandwidth=2)
+
+
 @pytest.mark.parametrize("b", [2, 4])
 def test_out_of_band_D_projects_to_zero(b):
     A, B, G = soft_points(b)
@@ -140,6 +173,9 @@ def test_gradients_and_jvp():
     v = torch.randn_like(x)
     _, t = torch.func.jvp(so3_fft, (x.detach(),), (v,))
     np.testing.assert_allclose(t.numpy(), so3_fft(v).numpy(), atol=1e-14)  # linear: jvp = the map itself
+    # fewer degrees than the grid, and a finer grid than the degrees: the same adjoint pair
+    assert torch.autograd.gradcheck(lambda t: torch.view_as_real(so3_fft(t, degrees=2)), (x,))
+    assert torch.autograd.gradcheck(lambda t: so3_ifft(t, grid_bandwidth=4), (c,))
 
 
 def test_input_checks():

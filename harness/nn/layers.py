@@ -250,7 +250,8 @@ class Pointwise(SpectralLayer):
         b = check_layer_input(x, None, self.kind, None, "Pointwise", self.input)
         if self.input == "grid" and self.output == "grid":
             return pointwise(x, self.act, self.oversampling, self.kind, self.fine_kind, self.backend)
-        if self.fine_kind == self.kind and fine_bandwidth(self.oversampling, b) == b:  # on its own grid
+        own = self.fine_kind == self.kind and fine_bandwidth(self.oversampling, b) == b
+        if own and "grid" in (self.input, self.output):  # sampled on its own grid, read or written there
             u = self.act(x if self.input == "grid" else isft(x, self.kind, backend=self.backend))
             return u if self.output == "grid" else sft(u, self.kind, backend=self.backend)
         c = self.coefficients(x)

@@ -186,9 +186,8 @@ class QuadraticActivation(_FineGrid):
         c = self.coefficients(x)
         U, V, L = (W.to(c.real.dtype) for W in (self.U, self.V, self.L))
 
-        def f(t: torch.Tensor) -> torch.Tensor:  # [B, C, grid]
-            mix = lambda W: torch.einsum("oc,bc...->bo...", W, t)  # noqa: E731
-            return mix(U) * mix(V) + mix(L)
+        def f(t: torch.Tensor) -> torch.Tensor:  # [nlon, nlat, B, C]: channels last
+            return (t @ U.T) * (t @ V.T) + t @ L.T
 
         return self.emit(apply_on_grid(c, f, self.fine_grid(b)))
 

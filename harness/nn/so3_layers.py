@@ -120,8 +120,8 @@ def so3_pointwise(x: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], 
         return act(x)
     b = so3_bandwidth_from_shape(tuple(x.shape))
     bf = math.ceil(oversampling * b - 1e-9)
-    fine = so3_ifft(so3_resize_coefficients(so3_fft(x), bf))
-    return so3_ifft(so3_resize_coefficients(so3_fft(act(fine)), b))
+    fine = so3_ifft(so3_fft(x), grid_bandwidth=bf)  # the b degrees onto the fine grid
+    return so3_ifft(so3_fft(act(fine), degrees=b))  # only the b degrees kept are analysed
 
 
 def so3_integrate(x: torch.Tensor) -> torch.Tensor:
