@@ -341,7 +341,7 @@ def frontier(table: pd.DataFrame, reference: str = "relu_s1") -> plt.Figure:
     ax.set_xlabel("isolated equivariance error (relative L², float64, median; b = 32)")
     ax.set_ylabel("training step time (ms, esteves_mnist, b = 30, batch 32)")
     fig.colorbar(sc, ax=ax, label="NR/R accuracy (mean over seeds)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where no point is hidden
     for setting, marker in (("NR/NR", "o"), ("NR/R", "s")):
         ax2.errorbar(t["step_ms"], t[setting], yerr=t.get(f"{setting} ci95"), fmt=marker, capsize=3,
                      label=setting)

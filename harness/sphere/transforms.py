@@ -658,6 +658,17 @@ def isft(coeffs: torch.Tensor, kind: str = "dh", *, grid_bandwidth: int | None =
     return out.reshape(*coeffs.shape[:-2], g.nlat, g.nlon)
 
 
+def _points_first(L: int, g: Grid, backend: str) -> bool:
+    """Whether :func:`apply_on_grid` runs the points-first kernels (one matmul per longitude stage,
+    O(L nlon) per ring) rather than the FFT (maps first; f then sees a permuted view): on the
+    torch path with the dense tables (L <= 32), where they measured faster (b = 30, 512 maps,
+    float32: 7 / 7 ms against 10 / 10 synthesis / analysis on 60 x 60, 17 / 19 against 27 / 18 on
+    120 x 120). At b = 64 the two are within the noise of this machine (the layer s = 1.5:
+    270 - 285 ms points first, 200 - 275 ms maps first), and the FFT's O(nlon log nlon) wins as
+    the grid grows."""
+    return backend == "torch" and L <= DENSE_MAX_BANDWIDTH
+
+
 def apply_on_grid(coeffs: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor], g: Grid,
                   backend: str | None = None) -> torch.Tensor:
     """``[N, *mid, b, b]`` -> ``[N, *mid, b, b]``: ``P_b sft(f(isft(c)))`` on the grid ``g`` of
@@ -679,9 +690,7 @@ def apply_on_grid(coeffs: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor
         raise ValueError(f"g: a grid of bandwidth {g.bandwidth} cannot hold coefficients of bandwidth {L}")
     mid = coeffs.shape[1:-2]
     k = len(mid)
-    # the points-first kernels (one matmul per longitude stage) where they are the faster ones:
-    # the torch path with the dense tables; the FFT (maps first, f sees a permuted view) above
-    first = _check_backend(backend, coeffs.device, g.bandwidth) == "ducc0" or L > DENSE_MAX_BANDWIDTH
+    first = not _points_first(L, g, _check_backend(backend, coeffs.device, g.bandwidth))
     layout = "maps_first" if first else "points_first"
     to_points = (k + 2, k + 1, *range(k + 1))  # [n, *mid, nlat, nlon] -> [nlon, nlat, n, *mid]
     to_maps = (*range(2, k + 3), 1, 0)
