@@ -247,9 +247,9 @@ def training_cells(cfg: dict[str, Any]) -> list[Cell]:
     return out
 
 
-# Training step time of the preset at b = 30, batch 32, 2 threads (quiet machine): 61 ms at
-# s = 1, 216 ms at 1.5, 279 ms at 2 (README); scaled by (b/30)^3 and the batch.
-_STEP_MS = {1.0: 61.0, 1.5: 216.0, 2.0: 279.0}
+# Training step time of the preset at b = 30, batch 32, 2 threads (idle machine): 61 ms at
+# s = 1, 147 ms at 2 (results/frontier_train/step_time.csv); scaled by (b/30)^3 and the batch.
+_STEP_MS = {1.0: 61.0, 2.0: 147.0}
 
 
 def estimate_training(cfg: dict[str, Any], cell: dict[str, Any]) -> tuple[float, float]:
