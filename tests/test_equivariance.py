@@ -334,3 +334,46 @@ def test_assert_equivariant_passes_exact_models_and_names_failing_layers():
         harness.assert_equivariant(sequential(8), random_signals(2, 1, 8, seed=33))
     harness.assert_equivariant(sequential(8).float(), random_signals(2, 1, 8, seed=33, dtype=torch.float32),
                                layers=["0"])  # float32 default rtol 1e-4
+
+
+# --------------------------------------------------------------------------- nothing silently wrong (issue 20)
+class TestNothingSilentlyWrong:
+    def test_an_assertion_that_measured_nothing_fails(self):
+        model = sequential(8)
+        x = random_signals(2, 1, 8, seed=0)
+        for kw in ({"rotations": random_rotations(0)}, {"n_rotations": 0}):
+            with pytest.raises(AssertionError, match=r"nothing was measured \(2 inputs, 0 rotations\)"):
+                harness.assert_equivariant(model, x, input="dh", **kw)
+        with pytest.raises(AssertionError, match=r"nothing was measured \(0 inputs, 4 rotations\)"):
+            harness.assert_equivariant(model, x[:0], input="dh")
+
+    @pytest.mark.parametrize("rtol", [-1.0, float("nan"), "1e-3", True])
+    def test_rtol_is_validated(self, rtol):
+        with pytest.raises(ValueError, match=r"rtol: expected a finite number >= 0"):
+            harness.assert_equivariant(sequential(8), random_signals(1, 1, 8), input="dh", rtol=rtol)
+
+    def test_cohen_delta_of_a_constant_reference_is_flagged_not_reported(self):
+        # a constant input through an exact conv: its std is rounding noise, so std / std would read ~1
+        torch.manual_seed(0)
+        model = nn.Sequential(SphericalConv(1, 1, 8)).double()
+        x = torch.full((2, 1, 16, 16), 3.0, dtype=torch.float64)
+        df = equivariance_error(model, x, random_rotations(3, seed=1), input="dh")
+        assert df["cohen_delta"].isna().all()
+        assert (df["flag"] == "constant reference (to rounding): cohen_delta undefined").all()
+        assert (df["rel_error"] < 1e-12).all()  # the relative error stays defined
+
+    def test_aliasing_refuses_what_it_cannot_measure(self):
+        relu = Pointwise("relu")
+        y = random_signals(2, 1, 8, seed=3)
+        wild = y + 0.1 * torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(0))
+        with pytest.raises(ValueError, match=r"y: not band-limited on S2Grid\('dh', 8\)"):
+            aliasing(relu, wild)
+        assert aliasing(relu, wild, project=True)["aliasing_error"].notna().all()
+        bad = y.clone()
+        bad[0, 0, 3, 3] = float("nan")
+        with pytest.raises(ValueError, match=r"y: 1 of its 512 values are NaN or Inf"):  # not "not pointwise"
+            aliasing(relu, bad)
+        zero = aliasing(relu, torch.zeros(1, 1, 16, 16, dtype=torch.float64))
+        assert zero["aliasing_error"].isna().all() and (zero["flag"] == "zero reference: relative errors undefined").all()
+        with pytest.raises(ValueError, match=r"layers: '0' is a SphericalConv, not a pointwise nonlinearity"):
+            model_aliasing(sequential(8), y, input="dh", layers=["0"])

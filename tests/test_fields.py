@@ -140,3 +140,8 @@ def test_field_errors_name_what_came():
     with pytest.raises(ValueError, match=r"a S2Grid needs \['bandwidth'\]"):
         field_from_table({"field": "S2Grid", "kind": "soft"})
     assert set(FRAMES) == {"harness", "e3nn"}
+
+
+def test_random_samples_refuse_a_nan_decay():
+    with pytest.raises(ValueError, match=r"decay: expected a finite number >= 0, got nan"):
+        Irreps("2x0e+1o").random(3, decay=float("nan"))  # was: NaN samples

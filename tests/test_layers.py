@@ -257,3 +257,30 @@ def test_empty_batches_pass_through_every_layer_and_the_preset():
     df = harness.equivariance_error(harness.build_model("esteves_mnist", bandwidth=16).double(), x,
                                     random_rotations(2, seed=0))
     assert len(df) == 0 and "rel_error" in df.columns
+
+
+# --------------------------------------------------------------------------- nothing silently wrong (issue 20)
+class TestNothingSilentlyWrong:
+    def test_booleans_are_booleans(self):
+        with pytest.raises(TypeError, match=r"SphericalConv: bias must be True or False, got 'no' \(str\)"):
+            SphericalConv(1, 1, 8, bias="no")  # was: taken as True
+        with pytest.raises(TypeError, match=r"InvariantDescriptor: flatten must be True or False, got 'no'"):
+            InvariantDescriptor(flatten="no")
+        with pytest.raises(TypeError, match=r"S2ToSO3Conv: bias must be True or False, got 'no'"):
+            harness.S2ToSO3Conv(1, 1, 8, 4, bias="no")
+        with pytest.raises(TypeError, match=r"SO3Descriptor: flatten must be True or False, got 'no'"):
+            harness.SO3Descriptor(flatten="no")
+
+    def test_a_callable_that_is_not_elementwise_is_refused(self):
+        with pytest.raises(ValueError, match=r"Pointwise: the activation must be elementwise .* returned \(\)"):
+            Pointwise(lambda t: t.sum())  # was: a scalar output
+        with pytest.raises(ValueError, match=r"Pointwise: the activation is not elementwise"):
+            Pointwise(lambda t: torch.softmax(t, -1))
+        assert Pointwise(lambda t: torch.tanh(2 * t)).activation_name == "<lambda>"
+
+    def test_validation_does_not_depend_on_the_cache(self):
+        harness.grid("dh", 8), harness.grid("dh", 1)
+        with pytest.raises(TypeError, match=r"bandwidth: expected an int >= 1, got 8.0"):
+            harness.grid("dh", 8.0)
+        with pytest.raises(TypeError, match=r"bandwidth: expected an int >= 1, got True"):
+            harness.grid("dh", True)

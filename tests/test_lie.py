@@ -53,3 +53,10 @@ def test_any_module_with_declared_fields():
     assert worst["0"] <= 1e-12 < 1e-3 < worst["1"]
     with pytest.raises(ValueError, match=r"mode: unknown mode 'both'"):
         harness.lie_derivative(seq, random_signals(2, 1, 8, seed=6), mode="both")
+
+
+def test_zero_outputs_are_flagged_like_equivariance_error():
+    x = torch.zeros(1, 1, 16, 16, dtype=torch.float64)
+    df = harness.lie_derivative(nn.Sequential(SphericalConv(1, 2, 8, bias=False)).double(), x, input="dh")
+    assert df["lie_derivative"].isna().all()
+    assert (df["flag"] == "zero reference: relative errors undefined").all()

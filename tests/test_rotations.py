@@ -225,11 +225,11 @@ class TestBadInput:
     def test_samplers_refuse_what_they_cannot_honour(self):
         with pytest.raises(ValueError, match=r"dtype: expected torch.float32 or torch.float64, got torch.int64"):
             random_rotations(2, dtype=torch.int64)  # was: zero matrices
-        with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, got 1.7 \(float\)"):
+        with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 9223372036854775807\], got 1.7 \(float\)"):
             random_rotations(2, seed=1.7)  # was: seed 1
         with pytest.raises(ValueError, match=r"dtype: expected torch.float32 or torch.float64, got torch.bool"):
             harness.random_signals(2, 1, 8, dtype=torch.bool)
-        with pytest.raises(ValueError, match=r"seed: expected an integer >= 0, got True"):
+        with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 9223372036854775807\], got True"):
             harness.random_signals(2, 1, 8, seed=True)
         assert random_rotations(0).shape == (0, 3, 3)
 
@@ -254,3 +254,48 @@ def test_explicit_wigner_matrices_too_large_for_the_machine_are_refused():
 
     with pytest.raises(TooLarge, match=r"explicit Wigner D at bandwidth 4096 needs about [0-9.,]+ GiB"):
         wigner_D(4096, random_rotations(1, seed=0))
+
+
+# --------------------------------------------------------------------------- nothing silently wrong (issue 20)
+class TestNothingSilentlyWrong:
+    def test_quaternions_without_a_rotation_are_refused(self):
+        with pytest.raises(ValueError, match=r"q: 1 quaternion\(s\) are zero or not finite"):
+            quaternion_to_matrix(torch.zeros(4, dtype=torch.float64))  # was: NaN
+        with pytest.raises(ValueError, match=r"q: expected shape \[\.\.\., 4\] \(x, y, z, w\), got shape \(3,\)"):
+            quaternion_to_matrix(torch.ones(3, dtype=torch.float64))
+        with pytest.raises(TypeError, match=r"q: expected float32 or float64 quaternions, got dtype torch.int64"):
+            quaternion_to_matrix(torch.ones(4, dtype=torch.int64))
+
+    def test_seed_and_generator(self):
+        g = torch.Generator().manual_seed(0)
+        with pytest.raises(ValueError, match=r"seed, generator: give one of them .*got both \(seed=1\)"):
+            random_rotations(2, seed=1, generator=g)  # was: the seed ignored
+        with pytest.raises(TypeError, match=r"generator: expected a torch.Generator, got str"):
+            random_rotations(2, generator="abc")
+        with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 9223372036854775807\], got 9223372036854775808"):
+            random_rotations(2, seed=2**63)  # was: "Overflow when unpacking long long"
+        with pytest.raises(ValueError, match=r"seed: expected an integer in \[0, 9223372036854775807\]"):
+            harness.random_signals(2, 1, 8, seed=2**63)
+
+    def test_exact_rotation_of_a_signal_that_is_not_band_limited_is_refused_or_projected(self):
+        x = torch.randn(2, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        R = random_rotations(2, seed=1)
+        with pytest.raises(ValueError, match=r"x: not band-limited on the 'dh' grid: .* pass project=True"):
+            rotate(x, R)  # was: silently the rotation of its projection
+        p = harness.isft(harness.sft(x))
+        np.testing.assert_allclose(rotate(x, R, project=True).numpy(), rotate(p, R).numpy(), atol=1e-13)
+
+    def test_rotations_are_differentiable(self):
+        R = random_rotations(2, seed=2)
+        c = random_coefficients((2,), 5, seed=4).requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda t: rotate_coefficients(t, R), (c,))
+        c1 = random_coefficients((1, 3), 4, seed=5).requires_grad_(True)  # broadcast: summed over the rotations
+        assert torch.autograd.gradcheck(lambda t: rotate_coefficients(t, R[:, None]), (c1,))
+        x = harness.isft(random_coefficients((2,), 5, seed=6)).requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda t: rotate(t, R), (x,))
+        # an equivariance penalty trains: the gradient of ||rotate(f) - f||^2 is finite and nonzero
+        loss = (rotate(x, R) - x).square().sum()
+        loss.backward()
+        assert torch.isfinite(x.grad).all() and x.grad.abs().max() > 0
+        with pytest.raises(ValueError, match=r"R: rotations that require grad are not supported"):
+            rotate_coefficients(c.detach(), R.clone().requires_grad_(True))

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..nn.layers import Pointwise
+from ..nn.layers import Pointwise, SpectralLayer
 from ..nn.models import SphericalModel
 from ..sphere.fields import Field, S2Coeffs, S2Grid
 from ..sphere.grids import bandwidth_from_shape, check_kind
@@ -33,7 +33,8 @@ POINTWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid,
     nn.Softplus, nn.Softsign, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Tanhshrink,
     nn.LogSigmoid, nn.Threshold)
-COLUMNS = ["layer", "input", "out_of_band", "aliasing_error", "reference_bandwidth"]
+COLUMNS = ["layer", "input", "out_of_band", "aliasing_error", "reference_bandwidth", "flag"]
+ZERO_FLAG = "zero reference: relative errors undefined"  # the rule of equivariance_error's flag column
 
 
 def _norm2(c: torch.Tensor) -> torch.Tensor:
@@ -78,10 +79,13 @@ def _output_coefficients(layer: object, y: torch.Tensor, kind: str) -> torch.Ten
 
 
 def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: str | None = None,
-             reference_factor: int = 4) -> pd.DataFrame:
+             reference_factor: int = 4, project: bool = False) -> pd.DataFrame:
     """Aliasing of one pointwise nonlinearity on its input ``y`` ``[N, ..., grid(b)]``: one row per
-    input with ``out_of_band``, ``aliasing_error`` and ``reference_bandwidth``
-    ``max(reference_factor * b, 2 ceil(s b))`` (s: the layer's oversampling, 1 if it has none)."""
+    input with ``out_of_band``, ``aliasing_error``, ``reference_bandwidth``
+    ``max(reference_factor * b, 2 ceil(s b))`` (s: the layer's oversampling, 1 if it has none) and
+    ``flag`` (NaN rows of a zero input say so). ``y`` must be band-limited on its grid (as for
+    :func:`model_aliasing` and the equivariance measurement), or ``project=True`` measures its
+    band-limited part."""
     sigma, kind, s = _sigma(layer, kind)
     if not isinstance(y, torch.Tensor) or y.dim() < 3:
         raise ValueError(f"y: expected grid samples [N, ..., nlat, nlon], got {getattr(y, 'shape', type(y).__name__)}")
@@ -89,7 +93,8 @@ def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: 
         raise ValueError(f"reference_factor: expected an int >= 2, got {reference_factor!r}")
     b = bandwidth_from_shape(tuple(y.shape[-2:]), kind)
     if y.shape[0] == 0:
-        return pd.DataFrame(columns=["input", "out_of_band", "aliasing_error", "reference_bandwidth"])
+        return pd.DataFrame(columns=COLUMNS[1:])
+    _, y = prepare_input(None, y, S2Grid(kind, b), project, "y")  # finite and band-limited, or refused
     bref = max(reference_factor * b, math.ceil(s * b - 1e-9) * 2)
     with frozen(layer):
         _check_pointwise(sigma, y, type(layer).__name__)
@@ -99,8 +104,9 @@ def aliasing(layer: Pointwise | nn.Module | Callable, y: torch.Tensor, *, kind: 
         oob = power[:, b:].sum(-1) / power.sum(-1)
         proj = resize_coefficients(ref, b)
         err = (_norm2(_output_coefficients(layer, y, kind) - proj) / _norm2(proj)).sqrt()
-    return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob.double().cpu().numpy(),
-                         "aliasing_error": err.double().cpu().numpy(), "reference_bandwidth": bref})
+    err, oob = err.double().cpu().numpy(), oob.double().cpu().numpy()
+    return pd.DataFrame({"input": np.arange(y.shape[0]), "out_of_band": oob, "aliasing_error": err,
+                         "reference_bandwidth": bref, "flag": np.where(np.isnan(err) | np.isnan(oob), ZERO_FLAG, "")})
 
 
 def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | None = None,
@@ -122,6 +128,10 @@ def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | No
     if not layers:
         return pd.DataFrame(columns=COLUMNS)
     watched = watch_list(model, layers, None)
+    for w in watched:  # a harness layer that is not a pointwise nonlinearity: say so, before running it
+        if isinstance(w.module, SpectralLayer) and not isinstance(w.module, Pointwise):
+            raise ValueError(f"layers: {w.name!r} is a {type(w.module).__name__}, not a pointwise nonlinearity;"
+                             " aliasing is measured on pointwise ones (a harness Pointwise, nn.ReLU, ...)")
     frames = []
     with frozen(model):
         _, calls = run(model, x, watched, capture_inputs=True)
@@ -142,6 +152,7 @@ def model_aliasing(model: nn.Module, x: torch.Tensor, *, input: Field | str | No
                                  f"{tuple(getattr(inp, 'shape', ()))} is on; declare it: layers={{{w.name!r}:"
                                  " harness.S2Grid(kind, b)}")
             f.check(inp, f"layer {name!r} input")
+            _, inp = prepare_input(None, inp, f, project, f"layer {name!r} input")  # band-limited, or refused
             frames.append(aliasing(w.module, inp, kind=f.kind, reference_factor=reference_factor).assign(layer=name))
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 

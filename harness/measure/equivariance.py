@@ -9,6 +9,7 @@ compared in its field's representation (a sphere signal in its bandwidth-b coeff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -70,6 +71,15 @@ def _chunk(sizes: Sequence[int], x: torch.Tensor, chunk_size: int | None, total:
     return int(max(1, min(max(total, 1), CHUNK_BYTES // max(per_pair, 1))))
 
 
+#: A reference whose samples' std is within this many ulps of their RMS is constant to rounding:
+#: its cohen_delta (a std over that std) is rounding over rounding, flagged instead of reported.
+ROUNDING_SPREAD = 1000
+
+
+def _rms(s: torch.Tensor) -> torch.Tensor:
+    return s.double().square().mean(-1).sqrt() if s.shape[-1] else torch.zeros(s.shape[0], dtype=torch.float64)
+
+
 def _std(s: torch.Tensor) -> torch.Tensor:
     return s.double().std(-1, correction=0) if s.shape[-1] else torch.zeros(s.shape[0], dtype=torch.float64)
 
@@ -125,7 +135,11 @@ def equivariance_error(model: nn.Module | Callable, x: torch.Tensor, rotations: 
             y = p.output(calls)
             check_finite(y, f"layer {p.name!r} output")
             c = p.out_field.coefficients(y)
-            refs.append((y.shape, c, p.out_field.norm2(c).double(), _std(p.out_field.samples(c))))
+            s0 = p.out_field.samples(c)
+            # the reference's spread, and its spread at rounding level: below ROUNDING_SPREAD ulps
+            # of its RMS value, as for a constant input, its std is rounding noise
+            flat = _std(s0) <= ROUNDING_SPREAD * torch.finfo(s0.dtype).eps * _rms(s0)
+            refs.append((y.shape, c, p.out_field.norm2(c).double(), torch.where(flat, 0.0, _std(s0))))
         xc = field.coefficients(x)
         xn2 = field.norm2(xc).double().clamp_min(1e-300)
         inputs = [p.in_field.coefficients(calls[p.key][p.call].inp) for p in plist] if isolated else []
@@ -191,7 +205,7 @@ def _rows(p, j: int, parts: list[dict[str, np.ndarray]], mode: str) -> pd.DataFr
         floor = np.sqrt(a["floor2"])
         cohen = np.where(zero | flat, np.nan, a["sd"] / a["sd0"])
     flag = np.where(zero, "zero reference: relative errors undefined",
-                    np.where(flat, "constant reference: cohen_delta undefined", ""))
+                    np.where(flat, "constant reference (to rounding): cohen_delta undefined", ""))
     b = p.out_field.bandwidth
     return pd.DataFrame({
         "layer": p.name, "layer_index": j, "layer_type": p.layer_type, "field": repr(p.out_field),
@@ -210,6 +224,8 @@ def assert_equivariant(model: nn.Module | Callable, x: torch.Tensor, rotations: 
     """Raise AssertionError, with the per-layer table, if any watched layer's relative error
     exceeds ``rtol`` (default by x's dtype: ``DEFAULT_RTOL``) under ``rotations`` (default
     ``n_rotations`` Haar rotations from ``seed``). Returns the measurement when it passes."""
+    if rtol is not None and (isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 <= rtol < math.inf):
+        raise ValueError(f"rtol: expected a finite number >= 0 (the largest relative error that passes), got {rtol!r}")
     if rotations is None:
         rotations = random_rotations(n_rotations, seed=seed)
     if rtol is None:
@@ -217,6 +233,9 @@ def assert_equivariant(model: nn.Module | Callable, x: torch.Tensor, rotations: 
                                 getattr(x, "dtype", None), 1e-4)
     df = equivariance_error(model, x, rotations, input=input, output=output, layers=layers, mode=mode,
                             project=project)
+    if len(df) == 0:  # an assertion that measured nothing proves nothing
+        raise AssertionError(f"nothing was measured ({x.shape[0]} inputs, {len(rotations)} rotations): an"
+                             " assertion needs at least one input and one rotation")
     worst = df.groupby("layer", sort=False).agg(max_rel_error=("rel_error", "max"), floor=("floor", "max"),
                                                 field=("field", "first"))
     bad = worst[~(worst["max_rel_error"] <= rtol)]  # NaN fails too

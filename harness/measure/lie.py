@@ -27,7 +27,8 @@ from .watch import FieldDecl, check_finite, frozen, prepare_input, probes, run, 
 GENERATORS: dict[str, np.ndarray] = {"x": np.array([1.0, 0.0, 0.0]), "y": np.array([0.0, 1.0, 0.0]),
                                      "z": np.array([0.0, 0.0, 1.0])}
 MODES = ("cumulative", "isolated")
-COLUMNS = ["layer", "layer_index", "layer_type", "field", "input", "generator", "lie_derivative", "mode"]
+COLUMNS = ["layer", "layer_index", "layer_type", "field", "input", "generator", "lie_derivative", "mode", "flag"]
+ZERO_FLAG = "zero reference: relative errors undefined"  # the rule of equivariance_error's flag column
 
 
 def lie_derivative(model: nn.Module | Callable, x: torch.Tensor, *, input: Field | str | None = None,
@@ -37,7 +38,10 @@ def lie_derivative(model: nn.Module | Callable, x: torch.Tensor, *, input: Field
 
     Arguments as :func:`harness.equivariance_error` (no rotations: the generators are fixed).
     "cumulative" differentiates the model up to each layer; "isolated" each layer alone at its
-    own captured input. Columns ``COLUMNS``. The model is measured in eval mode and left as it was.
+    own captured input. Columns ``COLUMNS``: ``layer``, ``layer_index``, ``layer_type``, ``field``
+    (the output's), ``input``, ``generator`` (x, y or z), ``lie_derivative`` (per radian, relative
+    to the output's norm; NaN where that norm is zero, and then ``flag`` says so), ``mode``,
+    ``flag``. The model is measured in eval mode and left as it was.
     """
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r}; valid modes are {list(MODES)}")
@@ -78,7 +82,8 @@ def lie_derivative(model: nn.Module | Callable, x: torch.Tensor, *, input: Field
                                    np.sqrt(p.out_field.norm2(L).double().cpu().numpy() / n2.cpu().numpy()))
                 rows.append(pd.DataFrame({"layer": p.name, "layer_index": j, "layer_type": p.layer_type,
                                           "field": repr(p.out_field), "input": np.arange(x.shape[0]),
-                                          "generator": gname, "lie_derivative": rel, "mode": mode}, columns=COLUMNS))
+                                          "generator": gname, "lie_derivative": rel, "mode": mode,
+                                          "flag": np.where(np.isnan(rel), ZERO_FLAG, "")}, columns=COLUMNS))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=COLUMNS)
 
 

@@ -31,6 +31,7 @@ from ..nn.so3_layers import SO3_LAYERS, SO3Descriptor, SO3Integrate
 from ..sphere.fields import Field, Invariant, S2Coeffs, S2Grid, SO3Grid, as_field
 from ..sphere.grids import bandwidth_from_shape
 from ..sphere.so3_transforms import so3_bandwidth_from_shape
+from ..sphere.transforms import BANDLIMIT_TOLERANCE
 
 INPUT = "<input>"  # the producer name of the model's own input
 
@@ -79,8 +80,6 @@ class Probe:
 
 
 # --------------------------------------------------------------------------- what is watched
-#: Out-of-band energy fraction above which an input is not band-limited (per real dtype).
-BANDLIMIT_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
 def check_finite(t: torch.Tensor, where: str) -> None:
@@ -89,21 +88,23 @@ def check_finite(t: torch.Tensor, where: str) -> None:
         raise ValueError(f"{where}: {int(bad.sum())} of its {t.numel()} values are NaN or Inf")
 
 
-def prepare_input(model: object, x: object, input: Field | str | None, project: bool) -> tuple[Field, torch.Tensor]:
-    """Validate ``x`` against its field before any compute: type and shape, finite values, and
-    band-limited at the declared bandwidth (else refused, or projected when ``project``)."""
+def prepare_input(model: object, x: object, input: Field | str | None, project: bool,
+                  name: str = "x") -> tuple[Field, torch.Tensor]:
+    """Validate ``x`` (the argument ``name``) against its field before any compute: type and
+    shape, finite values, and band-limited at the declared bandwidth (else refused, or projected
+    when ``project``)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x: expected a torch.Tensor [batch, ...], got {type(x).__name__}")
+        raise ValueError(f"{name}: expected a torch.Tensor [batch, ...], got {type(x).__name__}")
     field = resolve_input(model, x, input)
-    field.check(x, "x")
-    check_finite(x, "x")
+    field.check(x, name)
+    check_finite(x, name)
     if field.sampled and x.shape[0] > 0:
         frac = float(field.out_of_band(x).max())
         tol = BANDLIMIT_TOLERANCE[x.dtype]
         if frac > tol:
             if not project:
-                raise ValueError(f"x: not band-limited on {field}: {frac:.2e} of an input's energy (the worst of"
-                                 f" {x.shape[0]}) lies outside the degrees < {field.bandwidth} the grid represents"
+                raise ValueError(f"{name}: not band-limited on {field}: {frac:.2e} of an input's energy (the worst"
+                                 f" of {x.shape[0]}) lies outside the degrees < {field.bandwidth} the grid represents"
                                  f" (limit {tol:g} for {x.dtype}); an exact rotation of it is not defined. Pass"
                                  " project=True to measure its band-limited part")
             x = field.project(x)

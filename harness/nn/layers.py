@@ -50,8 +50,28 @@ def check_activation(layer: str, activation: object) -> tuple[str, Callable[[tor
                              " (or pass a callable)")
         return activation, ACTIVATIONS[activation]
     if callable(activation):
+        check_elementwise(layer, activation)
         return getattr(activation, "__name__", "callable"), activation
     raise TypeError(f"{layer}: activation must be a name or a callable, got {type(activation).__name__}")
+
+
+def check_elementwise(layer: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Refuse a callable that is not applied to each entry on its own: on a probe it must return a
+    tensor of the input's shape that does not change when the entries are permuted (a sum, a
+    softmax or a norm fail)."""
+    u = torch.linspace(-3.0, 3.0, 24, dtype=torch.float64).view(4, 6)
+    perm = torch.randperm(24, generator=torch.Generator().manual_seed(0))
+    try:
+        a, b = fn(u), fn(u.reshape(-1)[perm].view(4, 6))
+    except Exception as e:  # noqa: BLE001 - any failure on a plain float64 tensor disqualifies it
+        raise ValueError(f"{layer}: the activation failed on a float64 tensor of shape (4, 6): {e}") from e
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == u.shape == b.shape):
+        shape = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+        raise ValueError(f"{layer}: the activation must be elementwise (a tensor of its input's shape); on shape"
+                         f" (4, 6) it returned {shape}")
+    if not torch.allclose(a.reshape(-1)[perm], b.reshape(-1), rtol=1e-10, atol=1e-12, equal_nan=True):
+        raise ValueError(f"{layer}: the activation is not elementwise: its value at an entry changes when the other"
+                         " entries move (as a softmax or a normalization does)")
 
 
 # --------------------------------------------------------------------------- plain functions

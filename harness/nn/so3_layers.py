@@ -36,7 +36,7 @@ from ..sphere.so3_transforms import (so3_bandwidth_from_shape, so3_degree_norms,
                                      so3_resize_coefficients)
 from ..sphere.transforms import resize_coefficients, sft
 from ..sphere.wigner import wigner_D
-from .layers import check_activation
+from .layers import check_activation, check_bool
 
 DEFAULT_MAX_BETA = math.pi / 8
 
@@ -178,7 +178,7 @@ class S2ToSO3Conv(nn.Module):
         self.grid_args = dict(max_beta=float(max_beta), n_beta=n_beta, n_alpha=n_alpha)
         K = n_beta * n_alpha
         self.weight = nn.Parameter(torch.randn(in_channels, out_channels, K) * math.sqrt(2.0 / (in_channels * K)))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if check_bool("S2ToSO3Conv", "bias", bias) else None
 
     def kernel(self, dtype: torch.dtype) -> torch.Tensor:
         """``[Cin, Cout, b_out, 2 b_out - 1]`` ``conj(psi^l_n)`` in the complex dtype matching ``dtype``."""
@@ -237,7 +237,7 @@ class SO3Conv(nn.Module):
                               n_gamma=n_gamma)
         Q = n_beta * n_alpha * n_gamma
         self.weight = nn.Parameter(torch.randn(in_channels, out_channels, Q) * math.sqrt(2.0 / (in_channels * Q)))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if check_bool("SO3Conv", "bias", bias) else None
 
     def kernel(self, dtype: torch.dtype) -> torch.Tensor:
         """``[Cin, Cout, b_out, 2b-1, 2b-1]`` ``8 pi^2/(2l+1) conj(Psi^l_{mn})``."""
@@ -323,7 +323,7 @@ class SO3Descriptor(nn.Module):
 
     def __init__(self, flatten: bool = True) -> None:
         super().__init__()
-        self.flatten = bool(flatten)
+        self.flatten = check_bool("SO3Descriptor", "flatten", flatten)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_so3_input(x, None, None, "SO3Descriptor")

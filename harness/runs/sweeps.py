@@ -396,7 +396,9 @@ def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
                    .mean().assign(lie_derivative=lambda d: np.sqrt(d["ld2"])).drop(columns="ld2"))
             df = df.merge(lie, on=["mode", "layer", "input"], how="left")
         alias = model_aliasing(model, x, input=field, reference_factor=run["reference_factor"])
-        df = df.merge(alias, on=["layer", "input"], how="left")
+        df = df.merge(alias.rename(columns={"flag": "aliasing_flag"}), on=["layer", "input"], how="left")
+        extra = df.pop("aliasing_flag").fillna("")  # a row's flag says why any of its numbers is NaN
+        df["flag"] = df["flag"].where(df["flag"] != "", extra)
         times = []
         with torch.no_grad():
             for _ in range(run["timing_repeats"] + 1):

@@ -27,7 +27,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from ..util.schema import Int, Number, check_arg, check_float_dtype
+from ..util.memory import check_fits
+from ..util.schema import SEED, Int, Number, check_arg, check_float_dtype
 from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
 from .so3 import check_rotation
 from .so3_transforms import (random_so3_coefficients, so3_degree_norms, so3_fft, so3_grid_shape, so3_ifft, so3_lie_action,
@@ -139,7 +140,8 @@ def random_coefficients(n: int, channels: int, bandwidth: int, decay: float = 0.
     b = check_bandwidth(bandwidth)
     n, channels = check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels")
     decay = check_arg(Number(0.0), decay, "decay")
-    gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
+    gen = torch.Generator().manual_seed(check_arg(SEED, seed, "seed"))
+    check_fits(3 * 16 * n * channels * b * b, f"{n} x {channels} random signals at bandwidth {b}")
     c = torch.randn(n, channels, b, b, dtype=torch.complex128, generator=gen)
     l = torch.arange(b, dtype=torch.float64)
     c = c * ((1 + l) ** (-decay / 2))[:, None] * torch.tril(torch.ones(b, b, dtype=torch.float64))
@@ -387,7 +389,8 @@ class Irreps(Field):
     def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         check_float_dtype(dtype)
-        gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
+        decay = check_arg(Number(0.0), decay, "decay")
+        gen = torch.Generator().manual_seed(check_arg(SEED, seed, "seed"))
         lead = (check_arg(Int(0), n, "n"),) if channels is None else (check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels"))
         scale = torch.cat([torch.full((mul * (2 * l + 1),), (1.0 + l) ** (-decay / 2)) for mul, l, _ in self.blocks])
         return (torch.randn(*lead, self.dim, generator=gen, dtype=torch.float64) * scale.double()).to(dtype)
@@ -420,7 +423,7 @@ class Invariant(Field):
     def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         check_float_dtype(dtype)
-        gen = torch.Generator().manual_seed(check_arg(Int(0), seed, "seed"))
+        gen = torch.Generator().manual_seed(check_arg(SEED, seed, "seed"))
         return torch.randn(check_arg(Int(0), n, "n"), 1 if channels is None else check_arg(Int(1), channels, "channels"), generator=gen, dtype=torch.float64).to(dtype)
 
 
@@ -500,7 +503,7 @@ class SO3Grid(Field):
         check_float_dtype(dtype)
         n = check_arg(Int(0), n, "n")
         c = random_so3_coefficients(n, 1 if channels is None else check_arg(Int(1), channels, "channels"), self._b,
-                                    check_arg(Number(0.0), decay, "decay"), check_arg(Int(0), seed, "seed"))
+                                    check_arg(Number(0.0), decay, "decay"), check_arg(SEED, seed, "seed"))
         return so3_ifft(c if channels is not None else c[:, 0]).to(dtype)
 
 

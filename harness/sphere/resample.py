@@ -13,20 +13,27 @@ import torch
 
 from .grids import grid
 from .so3 import check_rotation
-from .transforms import check_signal, isft, sft
+from .transforms import check_band_limited, check_signal, isft, sft
 from .wigner import _broadcast_lead, rotate_coefficients
 
 
 def rotate(x: torch.Tensor, R: torch.Tensor, kind: str = "dh", *, method: str = "exact",
-           backend: str | None = None) -> torch.Tensor:
+           backend: str | None = None, project: bool = False) -> torch.Tensor:
     """Rotate grid signals ``x`` ``[*S, nlat, nlon]`` by ``R`` ``[*N, 3, 3]``: ``(g.x)(p) = x(R^-1 p)``.
 
-    method "exact": grid -> coefficients -> Wigner-D -> grid (exact for bandlimited x).
+    method "exact": grid -> coefficients -> Wigner-D -> grid, exact for band-limited x; an x that is
+    not band-limited on its grid is refused, unless ``project=True``, which rotates its
+    band-limited part (``isft(sft(x))``). Differentiable.
     method "interpolate": resample x at ``R^-1 p`` by bilinear interpolation in (theta, phi), what
     data augmentation does in practice (its error is the approximation the harness reports).
     """
+    if not isinstance(project, bool):
+        raise TypeError(f"project: expected True or False, got {project!r}")
     if method == "exact":
-        return isft(rotate_coefficients(sft(x, kind, backend=backend), R), kind, backend=backend)
+        c = sft(x, kind, backend=backend)
+        if not project:
+            check_band_limited(x, kind, "x", c)
+        return isft(rotate_coefficients(c, R), kind, backend=backend)
     if method == "interpolate":
         return _rotate_interpolate(x, R, kind)
     raise ValueError(f"method: unknown method {method!r}; valid methods are ['exact', 'interpolate']")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..util.schema import Int, check_arg, check_float_dtype
+from ..util.memory import check_fits
+from ..util.schema import SEED, Int, check_arg, check_float_dtype
 
 
 def check_rotation(R: object, name: str = "R", atol: float = 1e-6) -> torch.Tensor:
@@ -44,20 +45,37 @@ def random_rotations(n: int, seed: int | None = None, generator: torch.Generator
     """
     check_arg(Int(0), n, "n")
     check_float_dtype(dtype)
+    if generator is not None and seed is not None:
+        raise ValueError(f"seed, generator: give one of them (a seed, or a generator whose state is used),"
+                         f" got both (seed={seed!r}); with both the seed would be ignored")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
+    check_fits(n * 4 * 8 * 4, f"{n} random rotations")
     if generator is None:
         generator = torch.Generator()
         if seed is None:
             generator.seed()
         else:
-            generator.manual_seed(check_arg(Int(0), seed, "seed"))
+            generator.manual_seed(check_arg(SEED, seed, "seed"))
     q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
     q = q / q.norm(dim=-1, keepdim=True)
     return quaternion_to_matrix(q).to(dtype)
 
 
 def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions ``[..., 4]`` (x, y, z, w) -> ``[..., 3, 3]``."""
-    q = q / q.norm(dim=-1, keepdim=True)
+    """Quaternions ``[..., 4]`` (x, y, z, w), normalized here, -> ``[..., 3, 3]``; a zero or
+    non-finite quaternion is refused (it has no rotation)."""
+    if not isinstance(q, torch.Tensor):
+        raise TypeError(f"q: expected a torch.Tensor of quaternions [..., 4], got {type(q).__name__}")
+    if q.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"q: expected float32 or float64 quaternions, got dtype {q.dtype}")
+    if q.dim() < 1 or q.shape[-1] != 4:
+        raise ValueError(f"q: expected shape [..., 4] (x, y, z, w), got shape {tuple(q.shape)}")
+    norm = q.norm(dim=-1, keepdim=True)
+    if q.numel() and not bool((torch.isfinite(norm) & (norm > 0)).all()):
+        bad = int((~(torch.isfinite(norm) & (norm > 0))).sum())
+        raise ValueError(f"q: {bad} quaternion(s) are zero or not finite; a rotation needs a nonzero finite quaternion")
+    q = q / norm
     x, y, z, w = q.unbind(-1)
     return torch.stack([
         1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ..util.memory import check_fits
+from ..util.schema import SEED, Int, Number, check_arg
 from .grids import check_bandwidth, grid
 from .transforms import _tracked
 from .so3 import check_rotation
@@ -450,8 +451,11 @@ def random_so3_coefficients(n: int, channels: int, bandwidth: int, decay: float 
     ``E|f^l_{mn}|^2 = (2l+1) (1+l)^-decay`` (so each degree carries power ``(1+l)^-decay`` per
     function ``conj(D^l_{mn})``), scaled to unit mean square over SO(3) (batch average). Own generator."""
     b = check_bandwidth(bandwidth)
-    gen = torch.Generator().manual_seed(int(seed))
+    n, channels = check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels")
+    decay = check_arg(Number(0.0), decay, "decay")
+    gen = torch.Generator().manual_seed(check_arg(SEED, seed, "seed"))
     nb = 2 * b - 1
+    check_fits(3 * 16 * n * channels * b * nb * nb, f"{n} x {channels} random SO(3) signals at bandwidth {b}")
     c = torch.randn(n, channels, b, nb, nb, dtype=torch.complex128, generator=gen)
     l = torch.arange(b)[:, None, None]
     k = torch.arange(-b + 1, b)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..util.memory import check_fits
-from .grids import Grid, bandwidth_from_shape, check_bandwidth, check_kind, grid, grid_shape, mirror_pairs
+from .grids import Grid, _grid, bandwidth_from_shape, check_bandwidth, check_kind, grid, mirror_pairs
 from .legendre import legendre_diagonals, legendre_table
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
@@ -180,13 +180,16 @@ def legendre_plan(kind: str, bandwidth: int, dtype: torch.dtype = torch.float64,
     < ``degrees`` (default: the bandwidth), keyed on plain values (kind, bandwidth, degrees,
     longitudes, dtype name, device name); built in float64 and cast on use."""
     g = grid(kind, bandwidth, nlon)  # validates
-    b = g.bandwidth
-    L = b if degrees is None else check_degrees(degrees, b)
-    n = None if g.shape == grid_shape(kind, b) else g.nlon
-    dev = torch.device(device)
+    return _plan_for(g, g.bandwidth if degrees is None else check_degrees(degrees, g.bandwidth), dtype,
+                     torch.device(device))
+
+
+def _plan_for(g: Grid, L: int, dtype: torch.dtype, dev: torch.device) -> LegendrePlan:
+    """The cached plan of a validated grid and degree count (the per-call path: no checks)."""
+    n = None if g.nlon == (2 * g.bandwidth - 1 if g.kind == "gl" else 2 * g.bandwidth) else g.nlon
     if dtype == torch.float64 and dev.type == "cpu":
-        return _plan_float64(kind, b, L, n)
-    return _plan_cast(kind, b, L, n, str(dtype).removeprefix("torch."), str(dev))
+        return _plan_float64(g.kind, g.bandwidth, L, n)
+    return _plan_cast(g.kind, g.bandwidth, L, n, str(dtype).removeprefix("torch."), str(dev))
 
 
 def check_degrees(degrees: object, bandwidth: int, name: str = "degrees") -> int:
@@ -589,7 +592,7 @@ def analysis(x: torch.Tensor, g: Grid, degrees: int, backend: str | None = None,
         if not first:
             x = x.permute(2, 1, 0)
         return _DuccSFT.apply(x, g, degrees) if grad else torch.from_numpy(_ducc_analysis(_np(x), g, degrees))
-    p = legendre_plan(g.kind, g.bandwidth, x.dtype, x.device, degrees, g.nlon)
+    p = _plan_for(g, degrees, x.dtype, x.device)
     return _TorchSFT.apply(x, p, layout) if grad else _KERNELS[layout][0](x, p, p.wscale)
 
 
@@ -608,7 +611,7 @@ def synthesis(c: torch.Tensor, g: Grid, backend: str | None = None, layout: str 
     if be == "ducc0":
         out = _DuccISFT.apply(c, g) if grad else torch.from_numpy(_ducc_synthesis(_np(c), g))
         return out if first else out.permute(2, 1, 0)
-    p = legendre_plan(g.kind, g.bandwidth, rdt, c.device, L, g.nlon)
+    p = _plan_for(g, L, rdt, c.device)
     return _TorchISFT.apply(c, p, layout) if grad else _KERNELS[layout][1](c, p)
 
 
@@ -629,8 +632,7 @@ def sft(x: torch.Tensor, kind: str = "dh", *, degrees: int | None = None, backen
     """
     b = check_signal(x, kind, check_finite)
     L = b if degrees is None else check_degrees(degrees, b)
-    _check_backend(backend, x.device, b)
-    out = analysis(x.reshape(-1, *x.shape[-2:]), grid(kind, b), L, backend)
+    out = analysis(x.reshape(-1, *x.shape[-2:]), _grid(kind, b, None), L, backend)
     return out.reshape(*x.shape[:-2], L, L)
 
 
@@ -652,8 +654,7 @@ def isft(coeffs: torch.Tensor, kind: str = "dh", *, grid_bandwidth: int | None =
         if b < L:
             raise ValueError(f"grid_bandwidth: expected at least the coefficients' bandwidth {L} (a grid of"
                              f" bandwidth B holds degrees l < B; truncate with resize_coefficients first), got {b}")
-    _check_backend(backend, coeffs.device, b)
-    g = grid(kind, b)
+    g = _grid(kind, b, None)  # kind and b validated above
     out = synthesis(coeffs.reshape(-1, L, L), g, backend)
     return out.reshape(*coeffs.shape[:-2], g.nlat, g.nlon)
 
@@ -714,6 +715,35 @@ def apply_on_grid(coeffs: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor
 _GROUP_MIN_ELEMENTS = 1 << 22  # 32 MiB of float64 grid samples
 
 
+#: Out-of-band energy fraction above which a grid signal is not band-limited (per real dtype).
+BANDLIMIT_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def out_of_band(x: torch.Tensor, kind: str, c: torch.Tensor | None = None) -> torch.Tensor:
+    """``[*S]`` fraction ``||x - isft(sft(x))||^2 / ||x||^2`` of each grid signal ``[*S, nlat, nlon]``
+    (unweighted over the samples, so a pole row with zero quadrature weight counts too); 0 for a
+    band-limited signal (and for a zero one). ``c``: ``sft(x)`` when already at hand."""
+    x = x.detach()
+    c = sft(x, kind) if c is None else c.detach()
+    r = (x - isft(c, kind)).double().square().sum((-1, -2))
+    tot = x.double().square().sum((-1, -2))
+    return torch.where(tot > 0, r / tot.clamp_min(1e-300), torch.zeros_like(r))
+
+
+def check_band_limited(x: torch.Tensor, kind: str, name: str, c: torch.Tensor | None = None) -> None:
+    """Refuse grid signals that are not band-limited on their grid (BANDLIMIT_TOLERANCE): an exact
+    rotation (or any operation defined through the coefficients) of them is not defined."""
+    if x.numel() == 0:
+        return
+    frac = float(out_of_band(x, kind, c).max())
+    tol = BANDLIMIT_TOLERANCE[x.dtype]
+    if frac > tol:
+        b = x.shape[-1] // 2 if kind != "gl" else x.shape[-2]
+        raise ValueError(f"{name}: not band-limited on the {kind!r} grid: {frac:.2e} of a signal's energy (the worst)"
+                         f" lies outside the degrees < {b} the grid represents (limit {tol:g} for {x.dtype});"
+                         " pass project=True to use its band-limited part")
+
+
 def resize_coefficients(coeffs: torch.Tensor, bandwidth: int) -> torch.Tensor:
     """Truncate (low-pass) or zero-pad ``[..., b, b]`` coefficients to ``[..., bandwidth, bandwidth]``."""
     check_coefficients(coeffs)
@@ -737,4 +767,4 @@ def degree_norms(coeffs: torch.Tensor) -> torch.Tensor:
 
 __all__ = ["BACKENDS", "sft", "isft", "resize_coefficients", "degree_norms", "legendre_plan",
            "LegendrePlan", "check_signal", "check_coefficients", "check_degrees", "analysis", "synthesis",
-           "apply_on_grid", "LAYOUTS"]
+           "apply_on_grid", "LAYOUTS", "BANDLIMIT_TOLERANCE", "out_of_band", "check_band_limited"]

@@ -26,7 +26,7 @@ from ..util.memory import check_fits
 from .grids import check_bandwidth
 from .recurrence import rescale, unscale
 from .so3 import _euler_zyz, check_rotation
-from .transforms import check_coefficients
+from .transforms import _tracked, check_coefficients
 
 
 def wigner_d(bandwidth: int, beta: torch.Tensor | float) -> torch.Tensor:
@@ -231,12 +231,44 @@ def _turn(re: torch.Tensor, im: torch.Tensor, c: torch.Tensor, s: torch.Tensor, 
     torch.mul(im, c, out=out_im).addcmul_(re, s, value=-1)
 
 
+class _Rotate(torch.autograd.Function):
+    """rotate_coefficients, differentiable in the coefficients: the map is linear and orthogonal
+    for the L2(S^2) inner product, whose weight on the stored half is ``W`` (1 for m = 0, 2 for
+    m > 0, the mirror m < 0 included), so its adjoint for the plain sum over stored entries
+    (autograd's) is ``W D(R)^-1 W^-1``: the rotation by ``R^T`` between two scalings; a broadcast
+    input sums its gradient over the broadcast dims. Forward mode: the rotation of the tangent."""
+
+    @staticmethod
+    def forward(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _rotate_coefficients(coeffs, R)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.R, ctx.shape = inputs[1], inputs[0].shape  # R is a constant (refused if it requires grad)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        R, b = ctx.R, g.shape[-1]
+        w = torch.full((b,), 2.0, dtype=g.real.dtype, device=g.device)
+        w[0] = 1.0
+        gx = _rotate_coefficients(g / w, R.transpose(-1, -2)) * w
+        gx[..., 0] = gx[..., 0].real  # Im f^0_l never enters the output
+        return gx.sum_to_size(ctx.shape), None
+
+    @staticmethod
+    def jvp(ctx, c_t: torch.Tensor, _R_t) -> torch.Tensor:  # type: ignore[override]
+        return _rotate_coefficients(c_t, ctx.R)
+
+
 def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """Exact rotation of bandlimited real signals in the coefficient domain.
 
     coeffs ``[*S, b, b]`` complex; R ``[*N, 3, 3]``. Leading dims broadcast as in torch
     (``coeffs[:, None]`` with ``R[None]`` rotates every signal by every rotation); returns
-    ``[*broadcast(S, N), b, b]``, the coefficients of ``f(R^-1 p)``.
+    ``[*broadcast(S, N), b, b]``, the coefficients of ``f(R^-1 p)``. Differentiable in the
+    coefficients (backward and forward mode); rotations that require grad are refused (the
+    derivative along a rotation is :func:`harness.lie_derivative`'s business).
 
     ``D = Z(alpha + pi/2) Delta Z(beta) Delta^T Z(gamma - pi/2)`` applied per degree on the m >= 0
     half only (a real signal's other half is its mirror): the even part of Delta acts on real
@@ -246,8 +278,20 @@ def rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     (m innermost, so every matmul reads unit-stride rows): phase, matmul, phase, matmul, and the
     last phase written straight into the output. No D is formed.
     """
-    b = check_coefficients(coeffs)
+    check_coefficients(coeffs)
     check_rotation(R)
+    _broadcast_lead(coeffs, R, "coeffs")
+    if R.requires_grad:
+        raise ValueError("R: rotations that require grad are not supported; rotate by R.detach(), and differentiate"
+                         " along rotations with harness.lie_derivative")
+    if _tracked(coeffs):
+        return _Rotate.apply(coeffs, R)
+    return _rotate_coefficients(coeffs, R)
+
+
+def _rotate_coefficients(coeffs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """The kernel of :func:`rotate_coefficients` (arguments already validated; no autograd)."""
+    b = coeffs.shape[-1]
     lead = _broadcast_lead(coeffs, R, "coeffs")
     P = math.prod(lead)
     check_fits(6 * P * b * b * coeffs.element_size(), f"rotating {P} signals at bandwidth {b}")

@@ -240,6 +240,10 @@ def validate(spec: Spec, value: Any, where: str = "", extra_checks: Callable[[An
 
 
 # --------------------------------------------------------------------------- function arguments
+#: A random seed: what ``torch.Generator.manual_seed`` accepts (a larger one overflows inside torch).
+SEED = Int(0, 2**63 - 1)
+
+
 def check_arg(spec: Spec, value: Any, name: str) -> Any:
     """Check one function argument against a spec: the normalized value, or a ValueError that
     names the argument, what was expected and what came."""
@@ -271,4 +275,4 @@ def diff(a: Any, b: Any, where: str = "") -> list[str]:
 
 
 __all__ = ["ConfigError", "Spec", "Int", "Number", "Bool", "Str", "Name", "Choice", "Optional", "ListOf", "Table",
-           "Custom", "REQUIRED", "validate", "diff", "describe", "check_arg", "check_float_dtype"]
+           "Custom", "REQUIRED", "SEED", "validate", "diff", "describe", "check_arg", "check_float_dtype"]
