@@ -24,7 +24,7 @@ import torch
 import harness
 from harness.runs.data import projected_dataset
 from harness.runs.results import provenance
-from harness.runs.train import model_spec
+from harness.runs.train import checkpoint_path, model_spec
 
 SRC = Path("results/accuracy")
 OUT = Path("results/trained_vs_untrained")
@@ -45,7 +45,7 @@ def measure() -> None:
                 torch.manual_seed(int(row.seed))
                 model = harness.build_model(spec)
             if state == "trained":
-                model.load_state_dict(torch.load(row.checkpoint, weights_only=True))
+                model.load_state_dict(torch.load(checkpoint_path(SRC, row.checkpoint), weights_only=True))
             model = model.double()
             tag = {"state": state, "oversampling": row.oversampling, "seed": row.seed,
                    "trained_on": Path(row.checkpoint).stem.split("-")[-1], "checkpoint": row.checkpoint}

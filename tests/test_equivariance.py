@@ -377,3 +377,12 @@ class TestNothingSilentlyWrong:
         assert zero["aliasing_error"].isna().all() and (zero["flag"] == "zero reference: relative errors undefined").all()
         with pytest.raises(ValueError, match=r"layers: '0' is a SphericalConv, not a pointwise nonlinearity"):
             model_aliasing(sequential(8), y, input="dh", layers=["0"])
+
+    def test_model_and_output_are_checked_by_type(self):
+        x = random_signals(1, 1, 4)
+        with pytest.raises(TypeError, match=r"model: expected an nn.Module or a callable, got int"):
+            equivariance_error(5, x, random_rotations(1), input="dh")
+        with pytest.raises(TypeError, match=r"output: expected a field \(harness.S2Grid\(kind, b\).*got 5"):
+            equivariance_error(nn.Identity(), x, random_rotations(1), input="dh", output=5)
+        with pytest.raises(harness.util.schema.ConfigError, match=r"layers\[0\].type: expected one of \["):
+            harness.build_model({"in_channels": 1, "bandwidth": 8, "layers": [{"type": ["conv"]}]})  # was: unhashable

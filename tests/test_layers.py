@@ -284,3 +284,19 @@ class TestNothingSilentlyWrong:
             harness.grid("dh", 8.0)
         with pytest.raises(TypeError, match=r"bandwidth: expected an int >= 1, got True"):
             harness.grid("dh", True)
+
+    def test_sizes_are_refused_before_anything_is_allocated(self):
+        import time
+
+        from harness.util.memory import TooLarge
+
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match=r"Pointwise: oversampling must be a finite number >= 1, got int with 401 digits"):
+            Pointwise("relu", 10**400)  # was: OverflowError
+        with pytest.raises(TooLarge, match=r"SphericalConv\(1, 16, bandwidth=1000000000\)'s filters needs about"):
+            SphericalConv(1, 16, 10**9, filter_params=8)
+        with pytest.raises(TooLarge, match=r"the 'dh' grid at bandwidth 1000000 needs about"):
+            harness.grid("dh", 10**6)
+        with pytest.raises(TooLarge, match=r"isft onto the grid of bandwidth 1000000 of 1 maps"):
+            harness.isft(torch.zeros(1, 3, 3, dtype=torch.complex128), grid_bandwidth=10**6)  # was: the grid first
+        assert time.perf_counter() - t0 < 5

@@ -299,3 +299,9 @@ class TestNothingSilentlyWrong:
         assert torch.isfinite(x.grad).all() and x.grad.abs().max() > 0
         with pytest.raises(ValueError, match=r"R: rotations that require grad are not supported"):
             rotate_coefficients(c.detach(), R.clone().requires_grad_(True))
+
+    def test_euler_angles_are_validated(self):
+        with pytest.raises(TypeError, match=r"alpha: expected a number or a real tensor of angles, got str"):
+            euler_zyz_to_matrix("a", 0.0, 0.0)
+        with pytest.raises(ValueError, match=r"alpha, beta, gamma: shapes \[\(2,\), \(3,\), \(\)\] do not broadcast"):
+            euler_zyz_to_matrix(torch.zeros(2), torch.zeros(3), 0.0)

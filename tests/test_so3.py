@@ -446,3 +446,8 @@ def test_cohen_mnist_preset_sizes_and_invariance():
     by = df.groupby("layer", sort=False)["rel_error"].max()
     assert by["s2_so3_conv1"] < 1e-12
     assert by["pointwise1"] > 1e-2  # the sampled ReLU aliases
+
+
+def test_empty_batches():
+    assert so3_fft(torch.zeros(0, 4, 4, 4, dtype=torch.float64)).shape == (0, 2, 2, 3)  # was: an MKL error
+    assert so3_ifft(torch.zeros(0, 2, 2, 3, dtype=torch.complex64)).shape == (0, 4, 4, 4)

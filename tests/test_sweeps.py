@@ -165,7 +165,7 @@ class TestConfigValidation:
             "model.pool: expected true or false, got 'no'"]
 
     def test_a_bandwidth_too_large_for_the_machine_is_refused_before_compute(self):
-        with pytest.raises(ConfigError, match=r"axes.bandwidth: the cell \(bandwidth=4096 activation=relu .*\) needs about [0-9.,]+ GiB, but only"):
+        with pytest.raises(ConfigError, match=r"axes: the largest cell \(bandwidth=4096 activation=relu .*\) needs about [0-9.,]+ GiB, but only"):
             load_config({"name": "t", "axes": {"bandwidth": [4096]}})
 
 
@@ -388,3 +388,68 @@ def test_cli_errors_dry_run_and_progress_lines(tmp_path):
 def test_dry_run_estimates():
     plan = plan_sweep(ROOT / "experiments" / "default.toml")
     assert len(plan) == 120 and (plan["est_seconds"] > 0).all() and (plan["est_peak_gib"] > 0.3).all()
+
+
+# --------------------------------------------------------------------------- nothing lost (issue 20)
+class TestNothingLost:
+    def test_a_directory_the_harness_did_not_write_is_refused_untouched(self, tmp_path):
+        from harness.runs.runner import ResultsDir
+
+        (tmp_path / "config.json").write_text('{"mine": 1}')
+        (tmp_path / "config.toml").write_text("x = 1\n")
+        with pytest.raises(RunnerError, match=r"holds files the harness did not write \(config.json, config.toml\)"):
+            with ResultsDir(tmp_path, "sweep", {"a": 1}):
+                pass
+        assert (tmp_path / "config.json").read_text() == '{"mine": 1}'  # was: overwritten without a word
+        assert (tmp_path / "config.toml").read_text() == "x = 1\n"
+        with ResultsDir(tmp_path / "new", "sweep", {"a": 1}):  # a new directory is fine
+            pass
+
+    def test_a_cell_file_holding_another_cells_rows_is_recomputed(self, tmp_path):
+        from harness.runs.runner import Cell, ResultsDir
+
+        a, b = Cell({"x": 1}, "x=1"), Cell({"x": 2}, "x=2")
+        with ResultsDir(tmp_path, "sweep", {"a": 1}) as rd:
+            rd.write(a.id, pd.DataFrame({"cell_id": [b.id], "v": [1.0]}))  # b's rows under a's name
+            rd.write(b.id, pd.DataFrame({"cell_id": [b.id], "v": [1.0]}))
+            done, notes = rd.finished([a, b], lambda c, df: None)
+        assert done == {b.id}  # was: both accepted, b counted twice by load_results
+        assert notes == [f"cell {a.id} (x=1): its rows belong to cell {b.id}; recomputing it"]
+        assert not rd.cell_path(a.id).exists()
+
+    def test_a_copied_training_directory_uses_its_own_checkpoints(self, tmp_path):
+        from harness.runs.runner import Cell
+        from harness.runs.train import verify_training_cell
+
+        c = Cell({"settings": ["NR/NR"]}, "c")
+        orig, copy = tmp_path / "orig", tmp_path / "copy"
+        for d in (orig, copy):
+            (d / "checkpoints").mkdir(parents=True)
+        (orig / "checkpoints" / f"{c.id}-NR.pt").write_bytes(b"x")  # the copy's checkpoint was deleted
+        df = pd.DataFrame({"setting": ["NR/NR"], "accuracy": [0.5], "cell_id": [c.id], "train_time_s": [1.0],
+                           "checkpoint": [str(orig / "checkpoints" / f"{c.id}-NR.pt")]})  # as rows were written before
+        assert verify_training_cell(c, df, orig) is None
+        assert verify_training_cell(c, df, copy) == f"checkpoint {copy / 'checkpoints' / f'{c.id}-NR.pt'} missing"
+
+    def test_dry_run_counts_channels_and_a_huge_training_bandwidth(self):
+        from harness.runs.train import load_train_config
+
+        with pytest.raises(ConfigError, match=r"axes: the largest cell .* needs about [0-9.,]+ GiB"):
+            load_config({"name": "t", "axes": {"bandwidth": [8], "channels": [100_000]}, "run": {"n_inputs": 1, "n_rotations": 1}})
+        with pytest.raises(ConfigError, match=r"data.bandwidth: .* needs about [0-9.,]+ GiB"):
+            load_train_config({"name": "t", "data": {"bandwidth": 10_000_000}})
+
+    def test_configs_and_factories_are_named_when_wrong(self, tmp_path):
+        with pytest.raises(TypeError, match=r"config: expected a TOML file's path or a dict, got int"):
+            load_config(123)
+        with pytest.raises(TypeError, match=r"config: expected a TOML file's path or a dict, got int"):
+            run_sweep(123)
+        bad = tmp_path / "bad.toml"
+        bad.write_bytes(b'name = "x"\n# caf\xe9\n')
+        with pytest.raises(ValueError, match=r"config: .*bad.toml is not UTF-8 text \(invalid continuation byte at byte 16\)"):
+            load_config(bad)
+        cfg = {"name": "t", "axes": {"bandwidth": [4], "channels": [1]}, "run": {"n_inputs": 1, "n_rotations": 1},
+               "model": {"input": {"field": "S2Grid", "kind": "dh"}, "in_channels": 1}}
+        with pytest.raises(ValueError, match=r"model_factory: .* cannot be sent to the worker processes .* define it at"
+                                             r" module level, or run with workers=1"):
+            run_sweep(cfg, out=tmp_path / "o", model_factory=lambda bandwidth, channels: torch.nn.Identity())

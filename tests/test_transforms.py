@@ -372,3 +372,10 @@ def test_apply_on_grid_gradcheck_and_jvp(backend):
     eps = 1e-6
     fd = (f(c.detach() + eps * t) - f(c.detach() - eps * t)) / (2 * eps)
     assert rel_max(jvp, fd) < 1e-8
+
+
+def test_messages_that_name_the_mistake():
+    with pytest.raises(TypeError, match=r"coeffs: expected a complex64 or complex128 tensor \[\.\.\., l, m\], got dtype torch.float32"):
+        harness.degree_norms(torch.zeros(2, 3, 3))  # was: "view_as_real is only supported for complex tensors"
+    with pytest.raises(TypeError, match=r"x: expected a dense \(strided\) tensor, got layout torch.sparse_coo"):
+        harness.sft(torch.zeros(4, 4, dtype=torch.float64).to_sparse())  # was: "reshape is not implemented ..."

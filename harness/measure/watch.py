@@ -157,6 +157,16 @@ FieldDecl = Field | tuple[Field | None, Field | None] | None
 
 def watch_list(model: object, layers: Sequence[str] | Mapping[str, FieldDecl] | None,
                output: Field | None) -> list[Watched]:
+    if not callable(model):
+        raise TypeError(f"model: expected an nn.Module or a callable, got {type(model).__name__}")
+    if output is not None and not isinstance(output, Field):
+        raise TypeError(f"output: expected a field (harness.S2Grid(kind, b), S2Coeffs(b), Irreps('...'),"
+                        f" Invariant(), ...), got {output!r}")
+    return _watch_list(model, layers, output)
+
+
+def _watch_list(model: object, layers: Sequence[str] | Mapping[str, FieldDecl] | None,
+                output: Field | None) -> list[Watched]:
     """The watched submodules, in the order given (default: a SphericalModel's layers, an
     ``nn.Sequential``'s children, else the model's output alone, named "output")."""
     if layers is None:

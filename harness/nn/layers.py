@@ -26,6 +26,7 @@ from torch import nn
 
 from ..sphere.grids import Grid, bandwidth_from_shape, check_bandwidth, check_kind, grid
 from ..sphere.transforms import apply_on_grid, degree_norms, isft, resize_coefficients, sft
+from ..util.memory import check_fits
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -136,6 +137,19 @@ def check_domain(layer: str, name: str, value: object) -> str:
     return value
 
 
+def check_oversampling(layer: str, s: object) -> float:
+    """A finite number >= 1 (an int too large for a float is refused, not overflowed)."""
+    ok = not isinstance(s, bool) and isinstance(s, (int, float))
+    try:
+        v = float(s) if ok else math.nan
+    except OverflowError:
+        v = math.inf
+    if not 1 <= v < math.inf:
+        shown = repr(s) if len(repr(s)) < 40 else f"{type(s).__name__} with {len(str(s))} digits"
+        raise ValueError(f"{layer}: oversampling must be a finite number >= 1, got {shown}")
+    return v
+
+
 def check_bool(layer: str, name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{layer}: {name} must be True or False, got {value!r} ({type(value).__name__})")
@@ -216,6 +230,8 @@ class SphericalConv(SpectralLayer):
             raise ValueError(f"SphericalConv: filter_params must be None or an int in [1, {self.bandwidth}],"
                              f" got {filter_params!r}")
         self.filter_params = filter_params
+        check_fits(8 * 4 * (out_channels * in_channels * n + n * self.bandwidth + self.bandwidth),
+                   f"SphericalConv({in_channels}, {out_channels}, bandwidth={self.bandwidth})'s filters")
         anchors = torch.linspace(0, self.bandwidth - 1, n, dtype=torch.float64).round().long()
         std = math.sqrt(2.0 / in_channels) / conv_constants(self.bandwidth)[anchors]
         self.weight = nn.Parameter((torch.randn(out_channels, in_channels, n, dtype=torch.float64) * std).float())
@@ -256,9 +272,7 @@ class Pointwise(SpectralLayer):
                  backend: str | None = None, *, input: str = "grid", output: str = "grid") -> None:
         super().__init__()
         self.activation_name, self.act = check_activation("Pointwise", activation)
-        if isinstance(oversampling, bool) or not isinstance(oversampling, (int, float)) or not 1 <= oversampling < math.inf:
-            raise ValueError(f"Pointwise: oversampling must be a finite number >= 1, got {oversampling!r}")
-        self.oversampling = float(oversampling)
+        self.oversampling = check_oversampling("Pointwise", oversampling)
         self._domains("Pointwise", kind, backend, input, output)
         self.fine_kind = check_kind(fine_kind, "fine_kind") if fine_kind is not None else self.kind
 

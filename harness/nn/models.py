@@ -89,7 +89,7 @@ def _check_layer(v: Any, where: str, problems: list[str]) -> Any:
     if not isinstance(v, Mapping) or "type" not in v:
         problems.append(f"{where}: expected a table with a 'type' key (one of {sorted(LAYER_TABLES)}), got {v!r}")
         return None
-    if v["type"] not in LAYER_TABLES:
+    if not isinstance(v["type"], str) or v["type"] not in LAYER_TABLES:
         problems.append(f"{where}.type: expected one of {sorted(LAYER_TABLES)}, got {v['type']!r}")
         return None
     return LAYER_TABLES[v["type"]].check(v, where, problems)

@@ -30,7 +30,8 @@ from torch import nn
 
 from ..sphere.grids import Grid, grid, min_exact_grid
 from ..sphere.transforms import apply_on_grid, degree_norms
-from .layers import ACTIVATIONS, SpectralLayer, check_activation, check_layer_input, fine_bandwidth
+from .layers import (ACTIVATIONS, SpectralLayer, check_activation, check_layer_input, check_oversampling,
+                     fine_bandwidth)
 
 
 def chebyshev_fit(activation: str, degree: int, n: int = 2001) -> np.ndarray:
@@ -104,10 +105,6 @@ def exact_grid(degree: int, bandwidth: int) -> Grid:
     return min_exact_grid("gl", degree * (bandwidth - 1) + 1, bandwidth)
 
 
-def _check_s(layer: str, s: object) -> float:
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 1 <= s < math.inf:
-        raise ValueError(f"{layer}: oversampling must be a finite number >= 1, got {s!r}")
-    return float(s)
 
 
 class _FineGrid(SpectralLayer):
@@ -139,7 +136,7 @@ class PolynomialActivation(_FineGrid):
         if not isinstance(activation, str):
             raise ValueError("PolynomialActivation: activation must be a name (the fit is tabulated)")
         self.degree = self.poly_degree = degree
-        self.oversampling = None if oversampling is None else _check_s("PolynomialActivation", oversampling)
+        self.oversampling = None if oversampling is None else check_oversampling("PolynomialActivation", oversampling)
         if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 < kappa < math.inf:
             raise ValueError(f"PolynomialActivation: kappa must be a positive number, got {kappa!r}")
         self.kappa = float(kappa)
@@ -175,7 +172,7 @@ class QuadraticActivation(_FineGrid):
             raise ValueError(f"QuadraticActivation: channels must be an int >= 1, got {channels!r}")
         self.channels = channels
         self._domains("QuadraticActivation", kind, None, input, output)
-        self.oversampling = None if oversampling is None else _check_s("QuadraticActivation", oversampling)
+        self.oversampling = None if oversampling is None else check_oversampling("QuadraticActivation", oversampling)
         std = 1 / math.sqrt(channels)
         self.U = nn.Parameter(torch.randn(channels, channels) * std)
         self.V = nn.Parameter(torch.randn(channels, channels) * std)

@@ -36,7 +36,7 @@ from ..sphere.so3_transforms import (so3_bandwidth_from_shape, so3_degree_norms,
                                      so3_resize_coefficients)
 from ..sphere.transforms import resize_coefficients, sft
 from ..sphere.wigner import wigner_D
-from .layers import check_activation, check_bool
+from .layers import check_activation, check_bool, check_oversampling
 
 DEFAULT_MAX_BETA = math.pi / 8
 
@@ -266,9 +266,7 @@ class SO3Pointwise(nn.Module):
                  oversampling: float = 1.0) -> None:
         super().__init__()
         self.activation_name, self.act = check_activation("SO3Pointwise", activation)
-        if isinstance(oversampling, bool) or not isinstance(oversampling, (int, float)) or not 1 <= oversampling < math.inf:
-            raise ValueError(f"SO3Pointwise: oversampling must be a finite number >= 1, got {oversampling!r}")
-        self.oversampling = float(oversampling)
+        self.oversampling = check_oversampling("SO3Pointwise", oversampling)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_so3_input(x, None, None, "SO3Pointwise")

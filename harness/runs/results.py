@@ -58,14 +58,19 @@ def read_config(config: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     to the file's stem. Missing files and invalid TOML raise errors naming the file."""
     if isinstance(config, dict):
         return config
+    if not isinstance(config, (str, os.PathLike)):
+        raise TypeError(f"config: expected a TOML file's path or a dict, got {type(config).__name__}")
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"config: no such file {path}")
-    with open(path, "rb") as f:
-        try:
-            out = tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"config: {path} is not valid TOML: {e}") from None
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config: {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    try:
+        out = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config: {path} is not valid TOML: {e}") from None
     out.setdefault("name", path.stem)
     return out
 

@@ -119,6 +119,11 @@ class ResultsDir:
         """Refuse a directory that holds another config (unless fresh); record ours."""
         path = self.root / "config.json"
         mine = {"kind": self.kind, "config": self.config}
+        others = sorted(p.name for p in self.root.iterdir() if p.name != ".lock")
+        if others and not (_is_ours(path) or self.cells.is_dir()):  # never write over what the harness did not write
+            shown = ", ".join(others[:6]) + (f" and {len(others) - 6} more" if len(others) > 6 else "")
+            raise RunnerError(f"out: {self.root} holds files the harness did not write ({shown}), and no results"
+                              " config.json of its own; give a new or empty directory (nothing was changed)")
         if path.exists() and not self.fresh:
             try:
                 theirs = json.loads(path.read_text())
@@ -184,7 +189,9 @@ class ResultsDir:
                 continue
             try:
                 df = pd.read_parquet(p)
-                problem = verify(c, df)
+                ids = set(df["cell_id"].astype(str)) if "cell_id" in df else {c.id}
+                problem = (f"its rows belong to cell {sorted(ids - {c.id})[0]}" if ids != {c.id}
+                           else verify(c, df))
             except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed, never used
                 problem = f"unreadable ({type(e).__name__})"
             if problem is None:
@@ -193,6 +200,15 @@ class ResultsDir:
                 notes.append(f"cell {c.id} ({c.label}): {problem}; recomputing it")
                 p.unlink(missing_ok=True)
         return done, notes
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` is a config.json the harness wrote: ``{"kind": ..., "config": ...}``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"kind", "config"} <= set(data)
 
 
 def check_grid(df: pd.DataFrame, columns: Iterable[str], keys: Sequence[str], expected: dict[str, int]) -> str | None:

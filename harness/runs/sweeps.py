@@ -54,6 +54,7 @@ import inspect
 import itertools
 import math
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -226,8 +227,8 @@ def load_config(config: str | os.PathLike | dict[str, Any], model_factory: Any =
     """Read (a TOML path or a dict) and validate a sweep config; returns the normalized dict.
     ``model_factory``: a callable that replaces ``[model] factory``. Raises
     :class:`~harness.util.schema.ConfigError` listing every problem."""
+    raw = dict(read_config(config))  # validates the argument's type first
     base = None if isinstance(config, dict) else Path(config).resolve().parent
-    raw = dict(read_config(config))
     model = raw.get("model", {})
     factory = model_factory is not None or (isinstance(model, dict) and "factory" in model)
     if model_factory is not None:
@@ -259,8 +260,8 @@ def load_config(config: str | os.PathLike | dict[str, Any], model_factory: Any =
             worst = max(cells(cfg), key=lambda c: estimate_cell(c.params)[1])
             peak = estimate_cell(worst.params)[1]
             if peak > avail:
-                problems.append(f"axes.bandwidth: the cell ({worst.label}) needs about {gib(peak)}, but only"
-                                f" {gib(avail)} of memory is available")
+                problems.append(f"axes: the largest cell ({worst.label}) needs about {gib(peak)}, but only"
+                                f" {gib(avail)} of memory is available (bandwidth, channels and oversampling count)")
 
     return validate(_sweep_schema(factory), raw, "", cross)
 
@@ -328,7 +329,13 @@ def estimate_cell(cell: dict[str, Any]) -> tuple[float, float]:
     grid_bytes = (4 * bf * bf) * ch * item  # one channel stack on the finest grid
     tables = plan_bytes(cell["kind"], b) + (plan_bytes(cell["kind"], bf) if bf != b else 0) + 6 * b**3
     per_pair = (depth * 3 + 2) * grid_bytes
-    peak = _BASE_BYTES + tables + min(CHUNK_BYTES, n * k * per_pair) * 2 + n * per_pair
+    # the convolutions' filters: [C_out, C_in, K] float32 weights, cast to the cell's dtype, and the
+    # interpolation to [C_out, C_in, b] on every call (quadratic in the channels: 100,000 channels
+    # need ~300 GiB, which the grids alone never show)
+    K = cell["model"]["filter_params"] or b
+    cin = cell["model"]["in_channels"]
+    params = (ch * cin + (depth - 1) * ch * ch) * (4 * K + item * (K + 2 * b))
+    peak = _BASE_BYTES + tables + params + min(CHUNK_BYTES, n * k * per_pair) * 2 + n * per_pair
     return seconds, float(peak)
 
 
@@ -471,12 +478,19 @@ def run_sweep(config: str | os.PathLike | dict[str, Any], executor: cf.Executor 
     root = Path(out) if out is not None else Path("results") / cfg["name"]
     chash = config_hash(cfg)
     compute = _compute if model_factory is None else functools.partial(_compute, factory=model_factory)
+    n_workers = max(1, min(2, os.cpu_count() or 1)) if workers is None and executor is None else workers
+    if model_factory is not None and executor is None and (n_workers or 1) > 1:
+        try:  # the process pool pickles it: say so before any cell runs, not with pickle's words
+            pickle.dumps(model_factory)
+        except Exception as e:  # noqa: BLE001 - pickling errors come in several types
+            raise ValueError(f"model_factory: {model_factory!r} cannot be sent to the worker processes ({e});"
+                             " define it at module level, or run with workers=1 or"
+                             " executor=concurrent.futures.ThreadPoolExecutor()") from None
     with ResultsDir(root, "sweep", cfg, fresh) as rd:
         if not isinstance(config, dict):
             rd.copy_in(Path(config), "config.toml")  # as written
         stamp = {**provenance(cfg["run"]["device"]), "config_hash": chash}
-        run_cells(rd, cells(cfg), compute, verify_cell, stamp, executor=executor,
-                  workers=max(1, min(2, os.cpu_count() or 1)) if workers is None and executor is None else workers,
+        run_cells(rd, cells(cfg), compute, verify_cell, stamp, executor=executor, workers=n_workers,
                   progress=progress, desc=cfg["name"])
     return load_results(root)
 

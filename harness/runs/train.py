@@ -44,7 +44,7 @@ from ..nn.layers import ACTIVATIONS
 from ..nn.models import NONLINEARITY_VARIANTS, PRESETS, build_model, normalize_spec
 from ..sphere.grids import GRID_KINDS, grid_shape
 from ..sphere.so3 import random_rotations
-from ..util.memory import available_bytes, gib
+from ..util.memory import TooLarge, available_bytes, gib
 from ..util.schema import Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table, describe, validate
 from .data import DATASETS, min_bandwidth
 from .results import load_results, provenance, read_config
@@ -124,7 +124,11 @@ def _cross(cfg: dict[str, Any], problems: list[str]) -> None:
             problems += [f"model (activation={act}, oversampling={s:g}, nonlinearity={nl}): {p}" for p in e.problems]
             return
     avail = available_bytes()
-    peak = max(estimate_training(cfg, c.params)[1] for c in training_cells(cfg))
+    try:
+        peak = max(estimate_training(cfg, c.params)[1] for c in training_cells(cfg))
+    except TooLarge as e:  # the model itself does not fit (its filters, its tables)
+        problems.append(f"data.bandwidth: {e}")
+        return
     if avail is not None and peak > avail:
         problems.append(f"data.bandwidth: a cell needs about {gib(peak)}, but only {gib(avail)} of memory is available")
 
@@ -273,14 +277,21 @@ def estimate_training(cfg: dict[str, Any], cell: dict[str, Any]) -> tuple[float,
     return seconds, 400 * 2**20 + data + acts
 
 
-def verify_training_cell(c: Cell, df: pd.DataFrame) -> str | None:
-    """Complete: one row per setting, every column, and the checkpoints it names exist."""
+def checkpoint_path(root: str | os.PathLike, value: str) -> Path:
+    """Where the checkpoint a results row names lies: always in ``<root>/checkpoints`` (the row
+    holds its name relative to the results directory, so a copied directory uses its own
+    checkpoints, never the original's; rows written before hold a longer path, same file name)."""
+    return Path(root) / "checkpoints" / Path(value).name
+
+
+def verify_training_cell(c: Cell, df: pd.DataFrame, root: str | os.PathLike = ".") -> str | None:
+    """Complete: one row per setting, every column, and the checkpoints it names exist in ``root``."""
     problem = check_grid(df, ["setting", "accuracy", "checkpoint", "cell_id", "train_time_s"], ["setting"],
                          {"setting": len(c.params["settings"])})
     if problem is None and set(df["setting"]) != set(c.params["settings"]):
         problem = f"settings {sorted(df['setting'])}, expected {sorted(c.params['settings'])}"
-    missing = [p for p in df.get("checkpoint", []) if not Path(p).is_file()]
-    return problem or (f"checkpoint {missing[0]} missing" if missing else None)
+    missing = [p for p in df.get("checkpoint", []) if not checkpoint_path(root, p).is_file()]
+    return problem or (f"checkpoint {checkpoint_path(root, missing[0])} missing" if missing else None)
 
 
 def _train_cell(cfg: dict[str, Any], root: Path, progress: bool | None, c: Cell) -> pd.DataFrame:
@@ -328,7 +339,7 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
                 xs, ys = (xte, yte) if te == "NR" else data("test", True)
                 rows.append({"setting": setting, "accuracy": evaluate_accuracy(model, xs, ys),
                              "train_time_s": train_s, "final_train_loss": losses[-1],
-                             "descriptor_invariance_error": inv, "checkpoint": str(ckpt)})
+                             "descriptor_invariance_error": inv, "checkpoint": str(ckpt.relative_to(root))})
     finally:
         torch.set_num_threads(threads)
     for state in states:  # the cell is complete: its checkpoints hold the models
@@ -373,10 +384,10 @@ def run_training(config: str | os.PathLike | dict[str, Any], out: str | os.PathL
             rd.copy_in(Path(config), "config.toml")  # as written
         stamp = {**provenance("cpu"), "config_hash": config_hash(cfg)}
         run_cells(rd, training_cells(cfg), functools.partial(_train_cell, cfg, root, progress),
-                  verify_training_cell, stamp, progress=progress, desc=cfg["name"])
+                  functools.partial(verify_training_cell, root=root), stamp, progress=progress, desc=cfg["name"])
     return load_results(root)
 
 
-__all__ = ["SETTINGS", "load_train_config", "model_spec", "training_cells", "plan_training", "fit",
+__all__ = ["SETTINGS", "checkpoint_path", "load_train_config", "model_spec", "training_cells", "plan_training", "fit",
            "evaluate_accuracy", "run_training", "run_training_cell"]
 

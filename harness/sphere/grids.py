@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..util.memory import check_fits
+
 GRID_KINDS: tuple[str, ...] = ("dh", "soft", "gl", "cc")
 
 
@@ -202,6 +204,8 @@ def grid(kind: str = "dh", bandwidth: int = 16, nlon: int | None = None) -> Grid
             raise ValueError(f"nlon: expected at least 2b - 1 = {2 * b - 1} longitudes (orders |m| < b), got {nlon}")
         if nlon == grid_shape(kind, b)[1]:
             nlon = None
+    # the equiangular weights' sum is a [2b, b] product: refuse what cannot fit before building it
+    check_fits(8 * 2 * b * (b if kind in ("dh", "soft") else 4) + 8 * (nlon or 2 * b), f"the {kind!r} grid at bandwidth {b}")
     return _grid(kind, b, nlon)
 
 

@@ -116,8 +116,18 @@ def _ry(t: torch.Tensor) -> torch.Tensor:
 
 
 def euler_zyz_to_matrix(alpha: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``R = Rz(alpha) Ry(beta) Rz(gamma)``, shapes broadcast, -> ``[..., 3, 3]``."""
-    alpha, beta, gamma = torch.broadcast_tensors(*(torch.as_tensor(a, dtype=torch.float64) for a in (alpha, beta, gamma)))
+    """``R = Rz(alpha) Ry(beta) Rz(gamma)``, shapes broadcast, -> ``[..., 3, 3]`` float64."""
+    angles = []
+    for name, a in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        if isinstance(a, bool) or not isinstance(a, (int, float, torch.Tensor)) or (
+                isinstance(a, torch.Tensor) and not (a.is_floating_point() or a.dtype in (torch.int32, torch.int64))):
+            raise TypeError(f"{name}: expected a number or a real tensor of angles, got {type(a).__name__}"
+                            + (f" of dtype {a.dtype}" if isinstance(a, torch.Tensor) else ""))
+        angles.append(torch.as_tensor(a, dtype=torch.float64))
+    try:
+        alpha, beta, gamma = torch.broadcast_tensors(*angles)
+    except RuntimeError:
+        raise ValueError(f"alpha, beta, gamma: shapes {[tuple(a.shape) for a in angles]} do not broadcast") from None
     return _rz(alpha) @ _ry(beta) @ _rz(gamma)
 
 

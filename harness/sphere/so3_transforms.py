@@ -330,6 +330,9 @@ def so3_fft(x: torch.Tensor, *, degrees: int | None = None, check_finite: bool =
     lead = x.shape[:-3]
     B = math.prod(lead)
     check_fits(3 * B * (2 * B2) ** 3 * x.element_size() * 2, f"the SO(3) transform of {B} signals at bandwidth {B2}")
+    if B == 0:
+        return torch.zeros(*lead, b, b, 2 * b - 1, dtype=torch.complex64 if x.dtype == torch.float32 else torch.complex128,
+                           device=x.device)
     p = so3_plan(B2, x.dtype, x.device, b)
     xb = x.reshape(B, 2 * B2, 2 * B2, 2 * B2)
     out = _SO3FFT.apply(xb, p) if _tracked(xb) else _so3_analysis(xb, p, _FORWARD)
@@ -364,6 +367,8 @@ def so3_ifft(coeffs: torch.Tensor, *, grid_bandwidth: int | None = None, check_f
     rdt = coeffs.real.dtype
     check_fits(3 * B * (2 * B2) ** 3 * coeffs.element_size(),
                f"the inverse SO(3) transform of {B} signals at bandwidth {B2}")
+    if B == 0:
+        return torch.zeros(*lead, 2 * B2, 2 * B2, 2 * B2, dtype=rdt, device=coeffs.device)
     p = so3_plan(B2, rdt, coeffs.device, b)
     cb = coeffs.reshape(B, b, b, 2 * b - 1)
     x = _SO3IFFT.apply(cb, p) if _tracked(cb) else _so3_synthesis(cb, p, _INVERSE)

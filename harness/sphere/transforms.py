@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from ..util.memory import check_fits
-from .grids import Grid, _grid, bandwidth_from_shape, check_bandwidth, check_kind, grid, mirror_pairs
+from .grids import Grid, _grid, bandwidth_from_shape, check_bandwidth, check_kind, grid, grid_shape, mirror_pairs
 from .legendre import legendre_diagonals, legendre_table
 
 BACKENDS: tuple[str, ...] = ("torch", "ducc0")
@@ -537,6 +537,8 @@ def check_signal(x: object, kind: str, check_finite: bool = False) -> int:
     check_kind(kind)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"x: expected a dense (strided) tensor, got layout {x.layout}; use x.to_dense()")
     if x.dtype not in _REAL_DTYPES:
         raise TypeError(f"x: expected a real float32 or float64 tensor, got dtype {x.dtype}")
     if x.dim() < 2:
@@ -551,6 +553,8 @@ def check_coefficients(c: object, name: str = "coeffs", check_finite: bool = Fal
     """Validate coefficients ``[..., b, b]`` complex; return b (finite values only when asked)."""
     if not isinstance(c, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(c).__name__}")
+    if c.layout != torch.strided:
+        raise TypeError(f"{name}: expected a dense (strided) tensor, got layout {c.layout}; use .to_dense()")
     if c.dtype not in _COMPLEX_DTYPES:
         raise TypeError(f"{name}: expected a complex64 or complex128 tensor [..., l, m], got dtype {c.dtype}")
     if c.dim() < 2 or c.shape[-1] != c.shape[-2]:
@@ -654,7 +658,10 @@ def isft(coeffs: torch.Tensor, kind: str = "dh", *, grid_bandwidth: int | None =
         if b < L:
             raise ValueError(f"grid_bandwidth: expected at least the coefficients' bandwidth {L} (a grid of"
                              f" bandwidth B holds degrees l < B; truncate with resize_coefficients first), got {b}")
-    g = _grid(kind, b, None)  # kind and b validated above
+    nlat, nlon = grid_shape(kind, b)
+    _check_size(math.prod(coeffs.shape[:-2]), L, nlat, nlon, coeffs.real.element_size(),
+                "isft" if b == L else f"isft onto the grid of bandwidth {b}")  # before the grid is built
+    g = grid(kind, b)
     out = synthesis(coeffs.reshape(-1, L, L), g, backend)
     return out.reshape(*coeffs.shape[:-2], g.nlat, g.nlon)
 
@@ -759,7 +766,7 @@ def degree_norms(coeffs: torch.Tensor) -> torch.Tensor:
     """``[..., b]`` L2 norms of the degree-l coefficient vectors (all 2l+1 orders, m < 0 included):
     ``||f_l||^2 = |f^0_l|^2 + 2 sum_{m>0} |f^m_l|^2``. Rotation invariant; its gradient at a zero
     vector is 0 (``torch.linalg.vector_norm``), not nan."""
-    b = coeffs.shape[-1]
+    b = check_coefficients(coeffs)
     w = torch.full((b,), math.sqrt(2.0), dtype=coeffs.real.dtype, device=coeffs.device)
     w[0] = 1.0
     return torch.linalg.vector_norm(torch.view_as_real(coeffs * w), dim=(-2, -1))
