@@ -27,7 +27,11 @@ from .sphere.transforms import BACKENDS
 
 def _demo(args: argparse.Namespace) -> int:
     """Round-trip error and time of both transform paths on every grid."""
+    from .util.memory import check_fits
+
     torch.set_num_threads(args.threads)
+    for b in args.bandwidths:  # before anything is allocated
+        check_fits(args.batch * (16 * b * b * 3 + 8 * 4 * b * b * 3) + 8 * 2 * b * b, f"demo at bandwidth {b}")
     gen = torch.Generator().manual_seed(0)
     print(f"{'grid':5} {'b':>4} {'backend':7} {'dtype':8} {'sft ms':>8} {'isft ms':>8} {'round trip':>11}")
     for kind in GRID_KINDS:
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="run or resume a sweep from a TOML config")
-    sw.add_argument("config")
+    sw.add_argument("config", help="the sweep's TOML file (docs/config.md)")
     sw.add_argument("--out", help="results directory (default results/<name>)")
     sw.add_argument("--workers", type=_positive, help="parallel cells (default 2)")
     sw.add_argument("--dask", action="store_true", help="run the cells on a local Dask cluster")
@@ -166,26 +170,31 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--dry-run", action="store_true", help="print the cells and estimates; run nothing")
     sw.set_defaults(func=_sweep)
     tr = sub.add_parser("train", help="train and evaluate (NR/NR, NR/R, R/R) from a TOML config")
-    tr.add_argument("config")
+    tr.add_argument("config", help="the training run's TOML file (docs/config.md)")
     tr.add_argument("--out", help="results directory (default results/<name>)")
     tr.add_argument("--fresh", action="store_true", help="replace the results of another config in --out")
     tr.add_argument("--dry-run", action="store_true", help="print the cells and estimates; run nothing")
     tr.set_defaults(func=_train)
     pl = sub.add_parser("plot", help="regenerate the figures of a results directory")
-    pl.add_argument("results")
+    pl.add_argument("results", help="a results directory (results/<name>)")
     pl.set_defaults(func=_plot)
     sh = sub.add_parser("show", help="print a summary table of a results directory")
-    sh.add_argument("results")
+    sh.add_argument("results", help="a results directory (results/<name>)")
     sh.set_defaults(func=_show)
     d = sub.add_parser("demo", help="round trip and timing of the spherical Fourier transforms")
-    d.add_argument("--bandwidths", type=_positive, nargs="+", default=[16, 64, 128])
-    d.add_argument("--batch", type=_positive, default=16)
-    d.add_argument("--threads", type=_positive, default=2)
+    d.add_argument("--bandwidths", type=_positive, nargs="+", default=[16, 64, 128], help="bandwidths to time")
+    d.add_argument("--batch", type=_positive, default=16, help="signals per transform call")
+    d.add_argument("--threads", type=_positive, default=2, help="torch threads")
     d.set_defaults(func=_demo)
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted: what finished is kept on disk; the same command resumes", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, RunnerError, TooLarge) as e:
         if args.debug:
             raise

@@ -95,9 +95,11 @@ def error_along_depth(df: pd.DataFrame) -> plt.Figure:
     d = d[(d["bandwidth"] == d["bandwidth"].max()) & (d["decay"] == d["decay"].min())]
     order = d.sort_values("layer_index")["layer"].unique()
     modes = sorted(d["mode"].unique())
-    g = sns.catplot(data=d, x="layer", y="rel_error", hue="activation", hue_order=sorted(d["activation"].unique()),
+    acts = sorted(d["activation"].unique())
+    g = sns.catplot(data=d, x="layer", y="rel_error", hue="activation", hue_order=acts,
                     col="mode", col_order=modes, kind="point", order=order, estimator="median", errorbar=("pi", 80),
-                    height=3.8, aspect=1.3, dodge=0.5, linestyle="none", markersize=5)
+                    height=3.8, aspect=1.3, dodge=0.5 if len(acts) > 1 else False,  # (one hue: nothing to dodge)
+                    linestyle="none", markersize=5)
     g.set(yscale="log")
     for ax, mode in zip(g.axes.flat, modes):
         ax.tick_params(axis="x", rotation=30)

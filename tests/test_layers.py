@@ -293,7 +293,7 @@ class TestNothingSilentlyWrong:
         t0 = time.perf_counter()
         with pytest.raises(ValueError, match=r"Pointwise: oversampling must be a finite number >= 1, got int with 401 digits"):
             Pointwise("relu", 10**400)  # was: OverflowError
-        with pytest.raises(TooLarge, match=r"SphericalConv\(1, 16, bandwidth=1000000000\)'s filters needs about"):
+        with pytest.raises(TooLarge, match=r"SphericalConv\(in_channels=1, out_channels=16, bandwidth=1000000000\)'s filters needs about"):
             SphericalConv(1, 16, 10**9, filter_params=8)
         with pytest.raises(TooLarge, match=r"the 'dh' grid at bandwidth 1000000 needs about"):
             harness.grid("dh", 10**6)

@@ -453,3 +453,55 @@ class TestNothingLost:
         with pytest.raises(ValueError, match=r"model_factory: .* cannot be sent to the worker processes .* define it at"
                                              r" module level, or run with workers=1"):
             run_sweep(cfg, out=tmp_path / "o", model_factory=lambda bandwidth, channels: torch.nn.Identity())
+
+
+def test_ctrl_c_mid_sweep_stops_promptly_with_one_line(tmp_path):
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "harness", "sweep", str(SMOKE), "--out", str(out), "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_children(proc.pid)) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)  # mid-run
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    err = proc.communicate(timeout=60)[1]
+    assert time.time() - t0 < 10, "Ctrl-C waited for the running cells"  # was: ~21 s
+    assert proc.returncode == 130
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        "interrupted: what finished is kept on disk; the same command resumes")
+
+
+class TestCommandLine:
+    def test_errors_name_the_mistake(self, tmp_path, capsys):
+        from harness.__main__ import main
+
+        f = tmp_path / "file.txt"
+        f.write_text("x")
+        assert main(["sweep", str(SMOKE), "--out", str(f)]) == 2
+        assert f"out: {f} is a file, not a results directory" in capsys.readouterr().err  # was: FileExistsError
+        assert main(["demo", "--bandwidths", "100000"]) == 2  # was: an allocation of 21,000 GiB
+        assert "demo at bandwidth 100000 needs about" in capsys.readouterr().err
+        bad = tmp_path / "fac.py"
+        bad.write_text("def f(:\n")
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'name = "c"\n[model]\nfactory = "{bad}:f"\nin_channels = 1\n'
+                       '[model.input]\nfield = "S2Grid"\nkind = "dh"\n')
+        assert main(["sweep", str(cfg), "--dry-run"]) == 2
+        assert f"model.factory: importing {bad}, line 1 failed: SyntaxError" in capsys.readouterr().err
+        if not torch.cuda.is_available():
+            with pytest.raises(ConfigError, match=r"run.device: 'cuda' asked for, but this machine has no CUDA device"):
+                load_config({"name": "t", "run": {"device": "cuda"}})
+
+    def test_plot_and_show_a_sweep_with_one_activation(self, tmp_path, capsys):
+        from harness.__main__ import main
+
+        cfg = tmp_path / "one.toml"
+        cfg.write_text(SMOKE.read_text().replace('activation = ["relu", "tanh"]', 'activation = ["relu"]'))
+        out = tmp_path / "one"
+        assert main(["sweep", str(cfg), "--out", str(out), "--workers", "1"]) == 0
+        assert main(["plot", str(out)]) == 0  # was: seaborn's ZeroDivisionError
+        assert (out / "figures" / "error_along_depth.png").is_file()
+        assert main(["show", str(out)]) == 0

@@ -142,3 +142,39 @@ def test_the_cli_summary_never_averages_across_nonlinearities():
     t = training_summary(df)
     assert t.loc[("relu", 1.0, "gated"), "NR/NR"] == pytest.approx(0.55)  # mean over its two seeds
     assert t.loc[("relu", 1.0, "poly2"), "NR/NR"] == 0.9 and t.loc[("relu", 1.0, "poly2"), "NR/R"] == 0.8
+
+
+def test_the_documented_minimum_bandwidth_is_the_real_one():
+    """docs/config.md: >= 16 with the esteves_mnist preset (15 fails on the second conv's anchors)."""
+    from harness.runs.train import load_train_config
+    from harness.util.schema import ConfigError
+
+    assert load_train_config({"name": "t", "data": {"bandwidth": 16}})["data"]["bandwidth"] == 16
+    with pytest.raises(ConfigError, match=r"layers\[3\].filter_params: expected at most the bandwidth 7"):
+        load_train_config({"name": "t", "data": {"bandwidth": 15}})
+
+
+def test_a_diverging_training_says_so():
+    import harness
+    from harness.runs.train import fit
+
+    torch.manual_seed(0)
+    model = harness.build_model("esteves_mnist", bandwidth=16)
+    x = harness.random_signals(8, 1, 16, dtype=torch.float32)
+    y = torch.arange(8) % 10
+    with pytest.raises(ValueError, match=r"train: the loss diverged to (nan|inf) at step \d+ of epoch \d+ \(lr 1e\+12\)"):
+        fit(model, x * 1e6, y, epochs=3, batch_size=4, lr=1e12, seed=0, progress=False)  # was: a NaN in layer conv1, later
+
+
+def test_dry_run_refuses_a_missing_dataset_and_a_model_that_does_not_fit_the_data(monkeypatch, tmp_path):
+    import harness.runs.data as data
+    from harness.runs.train import load_train_config
+    from harness.util.schema import ConfigError
+
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(ConfigError, match=r"data.dataset: fashion-mnist: directory .*absent does not exist; install"):
+        load_train_config({"name": "t", "data": {"dataset": "fashion-mnist"}})  # was: approved, then failed
+    spec = {"in_channels": 3, "layers": [{"type": "conv", "out_channels": 2}, {"type": "descriptor"},
+                                         {"type": "linear", "out_features": 10}]}
+    with pytest.raises(ConfigError, match=r"model: in_channels is 3, but the mnist5k images are one channel"):
+        load_train_config({"name": "t", "model": {"spec": spec}})

@@ -231,7 +231,8 @@ class SphericalConv(SpectralLayer):
                              f" got {filter_params!r}")
         self.filter_params = filter_params
         check_fits(8 * 4 * (out_channels * in_channels * n + n * self.bandwidth + self.bandwidth),
-                   f"SphericalConv({in_channels}, {out_channels}, bandwidth={self.bandwidth})'s filters")
+                   f"SphericalConv(in_channels={in_channels}, out_channels={out_channels}, bandwidth={self.bandwidth})'s"
+                   " filters")
         anchors = torch.linspace(0, self.bandwidth - 1, n, dtype=torch.float64).round().long()
         std = math.sqrt(2.0 / in_channels) / conv_constants(self.bandwidth)[anchors]
         self.weight = nn.Parameter((torch.randn(out_channels, in_channels, n, dtype=torch.float64) * std).float())

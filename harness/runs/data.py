@@ -195,6 +195,20 @@ def load_dataset(name: str, split: str, seed: int = 0,
     return images[idx], labels[idx]
 
 
+def dataset_missing(name: str) -> str | None:
+    """Why dataset ``name`` cannot be read on this machine (and how to install it), or None."""
+    try:
+        if name == "fashion-mnist":
+            if not FASHION_MNIST_DIR.is_dir():
+                return (f"fashion-mnist: directory {FASHION_MNIST_DIR} does not exist; install the Debian package"
+                        " with `apt-get install dataset-fashion-mnist` (or `make fashion`)")
+        else:
+            mnist5k_path()
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
 # --------------------------------------------------------------------------- projection
 def pixel_angle(height: int, width: int) -> float:
     """Angular size (radians) of one pixel at the south pole: the plane side ``2 * 1.5`` over the

@@ -89,6 +89,8 @@ class ResultsDir:
 
     # -- lock
     def __enter__(self) -> ResultsDir:
+        if self.root.exists() and not self.root.is_dir():
+            raise RunnerError(f"out: {self.root} is a file, not a results directory; give a directory path")
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -230,7 +232,11 @@ def check_grid(df: pd.DataFrame, columns: Iterable[str], keys: Sequence[str], ex
 
 # --------------------------------------------------------------------------- workers
 def _die_with_parent(parent: int) -> None:
-    """Pool worker initializer: SIGKILL when the parent dies, and a watchdog for other systems."""
+    """Pool worker initializer: SIGKILL when the parent dies, and a watchdog for other systems.
+    Ctrl-C is the parent's to handle (it stops the workers): a worker ignores SIGINT, so a terminal's
+    interrupt does not print a traceback from every process of the group."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -324,23 +330,40 @@ def run_cells(out: ResultsDir, cells: Sequence[Cell], compute: Callable[[Cell], 
 
     own = executor is None and (workers or 1) > 1
     ex = process_pool(workers) if own else executor
+    stopped = False
     try:
         if ex is None:
             for c in todo:
                 finish(c, *_timed(compute, c))
         else:
-            futures = {ex.submit(_timed, compute, c): c for c in todo}
+            # workers start during these submits: with SIGINT blocked they inherit the block, and
+            # their initializer ignores it (Ctrl-C is the parent's: it stops them); a pending Ctrl-C
+            # arrives here when the mask is restored
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if own else None
+            try:
+                futures = {ex.submit(_timed, compute, c): c for c in todo}
+            finally:
+                if old is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
             try:
                 for fut in cf.as_completed(futures):
                     finish(futures[fut], *fut.result())
             except BaseException:
-                for f in futures:
-                    f.cancel()
+                stopped = True
+                if not own:  # someone else's executor: withdraw what has not started
+                    for f in futures:
+                        f.cancel()
                 raise
     finally:
         bar.close()
         if own:
-            ex.shutdown(wait=True, cancel_futures=True)
+            if stopped:  # interrupted or failed: stop the running cells now (the finished ones are on disk);
+                # the pool then fails its pending futures itself (cancelling them first races with that)
+                for proc in list(getattr(ex, "_processes", {}).values()):
+                    proc.terminate()
+                ex.shutdown(wait=False)
+            else:
+                ex.shutdown(wait=True, cancel_futures=True)
     return notes
 
 

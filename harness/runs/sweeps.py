@@ -100,6 +100,13 @@ MODEL_AXES = ("activation", "oversampling", "depth", "channels")  # the built-in
 
 def _device(v: Any, where: str, problems: list[str]) -> Any:
     if isinstance(v, str) and (v == "cpu" or v == "cuda" or (v.startswith("cuda:") and v[5:].isdigit())):
+        if v != "cpu" and not torch.cuda.is_available():
+            problems.append(f"{where}: {v!r} asked for, but this machine has no CUDA device (torch"
+                            f" {torch.__version__}); use 'cpu'")
+            return None
+        if v.startswith("cuda:") and int(v[5:]) >= torch.cuda.device_count():
+            problems.append(f"{where}: {v!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+            return None
         return v
     problems.append(f"{where}: expected 'cpu', 'cuda' or 'cuda:<n>', got {describe(v)}")
     return None
@@ -182,13 +189,17 @@ def load_factory(spec: Any, base: Path | None = None) -> tuple[Any, str]:
         loader = importlib.util.spec_from_file_location(
             f"harness_factory_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}", path)
         module = importlib.util.module_from_spec(loader)
-        loader.loader.exec_module(module)
+        try:
+            loader.loader.exec_module(module)
+        except Exception as e:  # noqa: BLE001 - the user's file: name it and what it raised
+            where = f", line {e.lineno}" if isinstance(e, SyntaxError) else ""
+            raise ConfigError([f"model.factory: importing {path}{where} failed: {type(e).__name__}: {e}"]) from None
     else:
         ident = spec
         try:
             module = importlib.import_module(mod)
-        except ImportError as e:
-            raise ConfigError([f"model.factory: cannot import {mod!r}: {e}"]) from None
+        except Exception as e:  # noqa: BLE001 - an ImportError, or the module's own error at import
+            raise ConfigError([f"model.factory: cannot import {mod!r}: {type(e).__name__}: {e}"]) from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise ConfigError([f"model.factory: {mod} has no callable {name!r}"])

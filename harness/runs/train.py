@@ -46,7 +46,7 @@ from ..sphere.grids import GRID_KINDS, grid_shape
 from ..sphere.so3 import random_rotations
 from ..util.memory import TooLarge, available_bytes, gib
 from ..util.schema import Choice, ConfigError, Custom, Int, ListOf, Name, Number, Optional, Str, Table, describe, validate
-from .data import DATASETS, min_bandwidth
+from .data import DATASETS, dataset_missing, min_bandwidth
 from .results import load_results, provenance, read_config
 from .runner import Cell, ResultsDir, check_grid, config_hash, run_cells
 
@@ -111,6 +111,14 @@ def _cross(cfg: dict[str, Any], problems: list[str]) -> None:
                         f" at their defaults ['relu'] and [1.0], got {ax['activation']} and {ax['oversampling']}")
         return
     d = cfg["data"]
+    missing = dataset_missing(d["dataset"])
+    if missing:  # the dry run says so too, before the run would find out
+        problems.append(f"data.dataset: {missing}")
+    m = cfg["model"]
+    spec = PRESETS[m["preset"]] if "preset" in m else m["spec"]
+    cin = spec.get("in_channels") if isinstance(spec, dict) else None
+    if cin is not None and cin != 1:
+        problems.append(f"model: in_channels is {cin}, but the {d['dataset']} images are one channel (grey levels)")
     need = min_bandwidth(*IMAGE_SIZE, d["kind"])
     if d["bandwidth"] < need:
         problems.append(f"data.bandwidth: expected at least {need} for {IMAGE_SIZE[0]} x {IMAGE_SIZE[1]} images on the"
@@ -207,10 +215,14 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
             idx = perm[i : i + batch_size]
             opt.zero_grad()
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            value = float(loss.detach())
+            if not math.isfinite(value):  # say so here, not later as a NaN in some layer
+                raise ValueError(f"train: the loss diverged to {value} at step {i // batch_size + 1} of epoch"
+                                 f" {len(losses) + 1} (lr {lr:g}); lower train.lr")
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += value * len(idx)
             bar.update(1)
         losses.append(total / len(x))
         seconds += time.perf_counter() - t0

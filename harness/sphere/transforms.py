@@ -756,6 +756,8 @@ def resize_coefficients(coeffs: torch.Tensor, bandwidth: int) -> torch.Tensor:
     check_coefficients(coeffs)
     bandwidth = check_bandwidth(bandwidth)
     b = coeffs.shape[-1]
+    check_fits(math.prod(coeffs.shape[:-2]) * bandwidth * bandwidth * coeffs.element_size(),
+               f"{math.prod(coeffs.shape[:-2])} coefficient sets at bandwidth {bandwidth}")
     if bandwidth <= b:
         return coeffs[..., :bandwidth, :bandwidth]
     pad = bandwidth - b

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 
 
-class TooLarge(MemoryError):
-    """A request estimated not to fit in the available memory."""
+class TooLarge(MemoryError, ValueError):
+    """A request estimated not to fit in the available memory: a value too large for this machine,
+    so also a ValueError (callers that catch bad arguments catch it too)."""
 
 
 def available_bytes() -> int | None:
