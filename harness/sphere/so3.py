@@ -23,9 +23,9 @@ def check_rotation(R: object, name: str = "R", atol: float = 1e-6) -> torch.Tens
         raise ValueError(f"{name}: expected shape [..., 3, 3], got shape {tuple(R.shape)}")
     if R.numel() == 0:
         return R
-    if not bool(torch.isfinite(R).all()):
+    if not bool(torch.isfinite(R.detach()).all()):
         raise ValueError(f"{name}: expected finite rotation matrices, got nan/inf entries")
-    R64 = R.double()
+    R64 = R.detach().double()
     eye = torch.eye(3, dtype=torch.float64, device=R.device)
     orth = float((R64.transpose(-1, -2) @ R64 - eye).abs().amax())
     det = float((torch.linalg.det(R64) - 1).abs().amax())
