@@ -127,15 +127,22 @@ def _plot(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .plots import summary
+    from .plots import generic_summary, summary, varying_axes
     from .runs.results import load_results
 
     df = load_results(args.results)
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(f"{args.results}: {df['cell_id'].nunique()} cells, {len(df)} rows, commit "
               f"{df['git_commit'].iloc[0][:10]}{' (dirty)' if df['git_dirty'].iloc[0] else ''}")
-        print("median relative equivariance error at the last grid layer (cumulative):")
-        print(summary(df).map("{:.2e}".format))
+        if "accuracy" in df.columns:  # a training run
+            print("test accuracy, mean over seeds:")
+            print(training_summary(df).map("{:.3f}".format))
+        elif {"activation", "oversampling"} <= set(df.columns) and "rotations" not in df.columns:
+            print("median relative equivariance error at the last grid layer (cumulative):")
+            print(summary(df).map("{:.2e}".format))
+        else:  # any other sweep: per layer and varying axis
+            print("relative equivariance error per layer (median, max over inputs and rotations):")
+            print(generic_summary(df, varying_axes(df, args.results)).map("{:.2e}".format))
     return 0
 
 

@@ -7,6 +7,7 @@ The "last layer" is the network's last grid layer (its equivariance, before any 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -380,6 +381,45 @@ FIGURES = {
 }
 
 
+def varying_axes(df: pd.DataFrame, root: str | os.PathLike | None = None) -> list[str]:
+    """The axes of a results directory that take more than one value: the config's ``axes`` (from
+    ``config.json`` when ``root`` is given), else the known axis columns present."""
+    names: list[str] = []
+    cfg = Path(root) / "config.json" if root is not None else None
+    if cfg is not None and cfg.is_file():
+        names = list(json.loads(cfg.read_text()).get("config", {}).get("axes", {}))
+    if not names:
+        names = [c for c in ("bandwidth", "activation", "oversampling", "nonlinearity", "kind", "decay", "depth",
+                             "channels", "dtype", "seed", "rotations") if c in df]
+    return [c for c in names if c in df and df[c].nunique() > 1]
+
+
+def error_per_layer(df: pd.DataFrame, axes: list[str]) -> plt.Figure:
+    """Any sweep (a factory's own axes included): median relative equivariance error (80% interval
+    over inputs and rotations) per layer position, one line per value of the varying axis with
+    the most values, a panel per value of the next one (else per mode); further axes at one value,
+    named in the title; log y."""
+    d = df[df["error_kind"] == "equivariance"] if "error_kind" in df else df
+    ranked = sorted(axes, key=lambda c: -d[c].nunique())
+    hue = ranked[0] if ranked else None
+    col = ranked[1] if len(ranked) > 1 else "mode"
+    rest = ranked[2:]
+    if rest and len(d):
+        d = d[d[rest].eq(d[rest].iloc[0]).all(axis=1)]
+    if col != "mode" and d["mode"].nunique() > 1:
+        d = d[d["mode"] == "cumulative"] if "cumulative" in set(d["mode"]) else d[d["mode"] == d["mode"].iloc[0]]
+    g = sns.catplot(data=d, x="layer_index", y="rel_error", hue=hue, col=col, kind="point", estimator="median",
+                    errorbar=("pi", 80), height=3.6, aspect=1.1, linestyle="none", markersize=5,
+                    dodge=0.4 if hue and d[hue].nunique() > 1 else False)
+    g.set(yscale="log")
+    g.set_axis_labels("layer (position in the model)", "relative equivariance error")
+    fixed = ", ".join(f"{c} = {d[c].iloc[0]}" for c in rest) if rest and len(d) else ""
+    modes = "" if col == "mode" else f"{d['mode'].iloc[0]} mode; " if len(d) else ""
+    g.figure.suptitle(f"Equivariance error per layer: median and 80% interval over inputs and rotations; {modes}"
+                      f"{fixed}".rstrip("; "), y=1.04)
+    return g.figure
+
+
 def plot_results(path: str | os.PathLike) -> list[Path]:
     """Regenerate every figure of a results directory from its Parquet files; returns the PNGs."""
     root = Path(path)
@@ -403,7 +443,15 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
         fig.savefig(p, dpi=110, bbox_inches="tight")
         plt.close(fig)
         return [p]
-    figures = ACCURACY_FIGURES if "accuracy" in df.columns else COHEN_FIGURES if "rotations" in df.columns else FIGURES
+    if "accuracy" in df.columns:
+        figures = ACCURACY_FIGURES
+    elif "rotations" in df.columns:
+        figures = COHEN_FIGURES
+    elif {"activation", "oversampling"} <= set(df.columns):
+        figures = FIGURES
+    else:  # a sweep of the user's own model (a factory's axes): the generic figure
+        axes = varying_axes(df, root)
+        figures = {"error_per_layer": lambda d: error_per_layer(d, axes)}
     for name, fn in figures.items():
         fig = fn(df, pd.read_csv(steps)) if name == "training_cost" and steps.is_file() else fn(df)
         if fig is None:
@@ -413,6 +461,14 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
         plt.close(fig)
         written.append(p)
     return written
+
+
+def generic_summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Any sweep: median and max relative error per (varying axis..., mode, layer)."""
+    d = df[df["error_kind"] == "equivariance"] if "error_kind" in df else df
+    keys = [*axes, "mode", "layer_index", "layer"]
+    out = d.groupby(keys, sort=True)["rel_error"].agg(["median", "max"]).reset_index("layer_index", drop=True)
+    return out
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -203,6 +203,16 @@ def test_a_sweep_over_a_users_model_as_the_docs_show(tmp_path):
     worst = df.groupby(["mode", "layer"])["rel_error"].max()
     assert worst["isolated", "0"] <= 1e-12 and worst["isolated", "2"] <= 1e-12 and worst["isolated", "1"] > 1e-2
     assert df.loc[df["layer"] == "1", "aliasing_error"].notna().all()  # nn.ReLU is read as a nonlinearity
+    # show and plot work on it (was: KeyError 'activation'): per layer and axis, median and max
+    from harness.__main__ import main
+
+    assert main(["show", str(tmp_path / "out")]) == 0
+    assert main(["plot", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "figures" / "error_per_layer.png").is_file()
+    table = harness.plots.generic_summary(df, harness.plots.varying_axes(df, tmp_path / "out"))
+    assert table.index.names == ["bandwidth", "width", "mode", "layer"] and list(table.columns) == ["median", "max"]
+    assert table.loc[(16, 8, "isolated", "1"), "max"] == df[(df["bandwidth"] == 16) & (df["width"] == 8) & (
+        df["mode"] == "isolated") & (df["layer"] == "1")]["rel_error"].max()
     bad = {"name": "bad", "axes": {"bandwidth": [8], "depth_": [2]},
            "model": {"factory": str(tmp_path / "mymodels.py") + ":make", "input": {"field": "S2Grid", "kind": "dh"}}}
     with pytest.raises(ValueError, match=r"model.factory: .*mymodels.py:make takes no argument \['depth_'\]: an axis nobody reads"):

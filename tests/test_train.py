@@ -21,6 +21,10 @@ def test_a_short_training_run_beats_chance_and_is_reproducible(tmp_path):
         assert col in df.columns
     again = run_training(cfg, out=tmp_path / "b", progress=False)  # same seed, same machine
     assert again["accuracy"].tolist() == df["accuracy"].tolist()
+    assert set(df["checkpoint"]) == {f"checkpoints/{df['cell_id'].iloc[0]}-NR.pt"}  # relative to the results dir
+    from harness.__main__ import main
+
+    assert main(["show", str(tmp_path / "a")]) == 0  # was: KeyError 'error_kind'
 
 
 def test_fit_lowers_the_loss_on_real_digits():
