@@ -46,7 +46,7 @@ def measure() -> None:
                 model = harness.build_model(spec)
             if state == "trained":
                 model.load_state_dict(torch.load(checkpoint_path(SRC, row.checkpoint), weights_only=True))
-            model = model.double()
+            model = model.double().eval()
             tag = {"state": state, "oversampling": row.oversampling, "seed": row.seed,
                    "trained_on": Path(row.checkpoint).stem.split("-")[-1], "checkpoint": row.checkpoint}
             for mode in ("isolated", "cumulative"):

@@ -17,6 +17,7 @@ import argparse
 import signal
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -57,25 +58,31 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_plan(plan, workers: int) -> None:
+def _print_plan(plan, workers: int, out: str) -> None:
     import pandas as pd
 
+    from .runs.runner import is_harness_config
+
+    ours = is_harness_config(Path(out) / "config.json")
+    plan = plan.assign(on_disk=[ours and (Path(out) / "cells" / f"{c}.parquet").is_file() for c in plan["cell_id"]])
     with pd.option_context("display.width", 160, "display.max_rows", 60, "display.max_colwidth", 70):
         print(plan.assign(est_seconds=plan["est_seconds"].map("{:.2g}".format), est_peak_gib=plan["est_peak_gib"].round(2))
               .to_string(index=False))
-    total = plan["est_seconds"].sum()
-    print(f"{len(plan)} cells; about {total / workers / 60:.1f} minutes on {workers} worker(s) (rough: +-2x), peak"
-          f" about {plan['est_peak_gib'].max():.2f} GiB per worker; nothing was run")
+    todo = plan[~plan["on_disk"]]
+    total = todo["est_seconds"].sum()
+    print(f"{len(plan)} cells, {int(plan['on_disk'].sum())} already in {out} (kept unless they fail verification);"
+          f" the {len(todo)} to compute take about {total / workers / 60:.1f} minutes on {workers} worker(s)"
+          f" (rough: +-2x), peak about {plan['est_peak_gib'].max():.2f} GiB per worker; nothing was run")
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from .runs.sweeps import load_config, plan_sweep, run_sweep
 
     cfg = load_config(args.config)  # validated before any compute
-    if args.dry_run:
-        _print_plan(plan_sweep(args.config), args.workers or 2)
-        return 0
     out = args.out or f"results/{cfg['name']}"
+    if args.dry_run:
+        _print_plan(plan_sweep(args.config), args.workers or 2, out)
+        return 0
     executor = None
     if args.dask:
         from distributed import Client, LocalCluster
@@ -83,8 +90,12 @@ def _sweep(args: argparse.Namespace) -> int:
         cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None)
         executor = Client(cluster).get_executor()
+    start = time.time()
     df = run_sweep(args.config, executor=executor, out=out, workers=args.workers, fresh=args.fresh)
-    print(f"{df['cell_id'].nunique()} cells, {len(df)} rows in {out}")
+    cells = Path(out) / "cells"  # a cell written by this run is newer than its start; reused ones are untouched
+    computed = sum(1 for c in df["cell_id"].unique() if (cells / f"{c}.parquet").stat().st_mtime >= start)
+    print(f"{df['cell_id'].nunique()} cells, {len(df)} rows in {out}: {computed} computed, "
+          f"{df['cell_id'].nunique() - computed} reused from disk")
     return 0
 
 
@@ -94,10 +105,10 @@ def _train(args: argparse.Namespace) -> int:
     from .runs.train import load_train_config, plan_training, run_training
 
     cfg = load_train_config(args.config)  # validated before any compute
-    if args.dry_run:
-        _print_plan(plan_training(args.config), 1)
-        return 0
     out = args.out or f"results/{cfg['name']}"
+    if args.dry_run:
+        _print_plan(plan_training(args.config), 1, out)
+        return 0
     df = run_training(args.config, out=out, fresh=args.fresh)
     with pd.option_context("display.width", 160):
         print(f"test accuracy, mean over seeds {sorted(df['seed'].unique().tolist())}:")
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     from .util.memory import TooLarge
     from .runs.runner import RunnerError
 
-    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m harness", description=__doc__.replace("``", ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)

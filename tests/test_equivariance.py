@@ -386,3 +386,44 @@ class TestNothingSilentlyWrong:
             equivariance_error(nn.Identity(), x, random_rotations(1), input="dh", output=5)
         with pytest.raises(harness.util.schema.ConfigError, match=r"layers\[0\].type: expected one of \["):
             harness.build_model({"in_channels": 1, "bandwidth": 8, "layers": [{"type": ["conv"]}]})  # was: unhashable
+
+
+class TestFrictions:
+    """What a user bringing their own modules hit (issue 21), each with the message that helps."""
+
+    def test_a_declared_output_that_contradicts_a_harness_layer_is_refused(self):
+        x = random_signals(2, 1, 8)
+        m = nn.Sequential(SphericalConv(1, 1, 8)).double()
+        with pytest.raises(ValueError, match=r"layer '0': declared output S2Grid\('soft', 8\), but the SphericalConv"
+                                             r" writes S2Grid\('dh', 8\)"):
+            equivariance_error(m, x, random_rotations(1), input="dh", layers={"0": S2Grid("soft", 8)})  # was: 0.57
+
+    def test_output_types_the_last_child_of_a_sequential(self):
+        m = nn.Sequential(SphericalConv(1, 2, 8), nn.ReLU()).double()
+        df = equivariance_error(m, random_signals(2, 1, 8), random_rotations(1), input="dh", output=S2Grid("dh", 8))
+        assert set(df["layer"]) == {"0", "1"}  # was: "declare it: layers=..." for the ReLU
+
+    def test_removed_keywords_point_at_their_new_names(self):
+        with pytest.raises(TypeError, match=r"'kind' is now input \(a grid kind or a field, e.g. input='dh'\)"):
+            equivariance_error(nn.Identity(), random_signals(1, 1, 4), random_rotations(1), kind="dh")
+        with pytest.raises(TypeError, match=r"'input_kind' is now kind"):
+            Pointwise("relu", input_kind="dh")
+        with pytest.raises(ValueError, match=r"input: 'coeffs' is not a grid kind; .* input=harness.S2Coeffs\(b\)"):
+            equivariance_error(nn.Identity(), random_signals(1, 1, 4), random_rotations(1), input="coeffs")
+
+    def test_e3nn_modules_say_their_own_irreps(self):
+        o3 = pytest.importorskip("e3nn.o3")
+        torch.set_default_dtype(torch.float64)
+        try:
+            lin = o3.Linear("2x0e+1x1o", "1x0e+2x1o")
+        finally:
+            torch.set_default_dtype(torch.float32)
+        x = torch.randn(3, lin.irreps_in.dim, dtype=torch.float64)
+        df = equivariance_error(lin.eval(), x, random_rotations(2, seed=0))  # no input= or output= needed
+        assert set(df["field"]) == {"Irreps('1x0e+2x1o')"} and df["rel_error"].max() < 1e-12
+
+    def test_a_model_in_training_mode_is_measured_in_eval_mode_and_says_so(self):
+        m = harness.build_model("esteves_mnist", bandwidth=16).double().train()
+        with pytest.warns(UserWarning, match=r"model: SphericalModel is in training mode; it is measured in eval mode"):
+            equivariance_error(m, random_signals(2, 1, 16), random_rotations(1))
+        assert m.training  # left as it was

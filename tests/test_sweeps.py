@@ -383,7 +383,8 @@ def test_cli_errors_dry_run_and_progress_lines(tmp_path):
     assert w.returncode == 2 and "--workers: expected an integer >= 1, got 0" in w.stderr
     dry = subprocess.run([sys.executable, "-m", "harness", "sweep", str(SMOKE), "--dry-run", "--out", "x"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)
-    assert dry.returncode == 0 and "8 cells; about" in dry.stdout and "nothing was run" in dry.stdout
+    assert dry.returncode == 0 and "8 cells, 0 already in x" in dry.stdout and "the 8 to compute take about" in dry.stdout
+    assert "nothing was run" in dry.stdout
     assert not (tmp_path / "x").exists() and not (tmp_path / "results").exists()
     cfg = tmp_path / "small.toml"
     cfg.write_text('name = "small"\n[axes]\nbandwidth = [6, 8]\ndepth = [1]\nchannels = [2]\n'
@@ -515,3 +516,16 @@ class TestCommandLine:
         assert main(["plot", str(out)]) == 0  # was: seaborn's ZeroDivisionError
         assert (out / "figures" / "error_along_depth.png").is_file()
         assert main(["show", str(out)]) == 0
+
+    def test_resume_and_dry_run_say_what_is_on_disk(self, tmp_path, capsys):
+        from harness.__main__ import main
+
+        out = tmp_path / "s"
+        assert main(["sweep", str(SMOKE), "--out", str(out), "--workers", "1"]) == 0
+        assert capsys.readouterr().out.strip().endswith(f"8 cells, 480 rows in {out}: 8 computed, 0 reused from disk")
+        assert main(["sweep", str(SMOKE), "--out", str(out), "--workers", "1"]) == 0
+        assert capsys.readouterr().out.strip().endswith(": 0 computed, 8 reused from disk")  # was: no word of it
+        next(iter((out / "cells").glob("*.parquet"))).unlink()
+        assert main(["sweep", str(SMOKE), "--out", str(out), "--dry-run"]) == 0
+        text = capsys.readouterr().out
+        assert f"8 cells, 7 already in {out}" in text and "the 1 to compute" in text

@@ -44,6 +44,13 @@ def random_signals(n: int, channels: int, bandwidth: int, decay: float = 0.0, ki
     return isft(random_coefficients(n, channels, check_bandwidth(bandwidth), decay, seed), kind).to(dtype)
 
 
+def _removed(fn: str, kwargs: dict[str, object], renamed: dict[str, str]) -> None:
+    """A TypeError for keywords the function does not take, pointing at their new names."""
+    if kwargs:
+        hints = "; ".join(f"{k!r} is now {renamed[k]}" for k in kwargs if k in renamed)
+        raise TypeError(f"{fn}() got unexpected keyword argument(s) {sorted(kwargs)}" + (f": {hints}" if hints else ""))
+
+
 def check_rotations(rotations: object, name: str = "rotations") -> torch.Tensor:
     R = check_rotation(rotations, name)
     if R.dim() != 3:
@@ -95,7 +102,7 @@ def equivariance_error(model: nn.Module | Callable, x: torch.Tensor, rotations: 
                        input: Field | str | None = None, output: Field | None = None,
                        layers: Sequence[str] | Mapping[str, FieldDecl] | None = None,
                        mode: str = "cumulative", paired: bool = False, project: bool = False,
-                       spectrum: bool = False, chunk_size: int | None = None
+                       spectrum: bool = False, chunk_size: int | None = None, **removed: object
                        ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Per-layer equivariance error of any model, one row per (watched layer, input, rotation).
 
@@ -114,6 +121,7 @@ def equivariance_error(model: nn.Module | Callable, x: torch.Tensor, rotations: 
     per-degree frame for sphere fields. Rotations are processed ``chunk_size`` pairs at a time
     (default: what fits in ``CHUNK_BYTES``), so memory does not grow with their number.
     """
+    _removed("equivariance_error", removed, {"kind": "input (a grid kind or a field, e.g. input='dh')"})
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r}; valid modes are {list(MODES)}")
     R = check_rotations(rotations)

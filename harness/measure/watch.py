@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from torch import nn
 from ..nn.layers import InvariantDescriptor, SpectralLayer
 from ..nn.models import SphericalModel
 from ..nn.so3_layers import SO3_LAYERS, SO3Descriptor, SO3Integrate
-from ..sphere.fields import Field, Invariant, S2Coeffs, S2Grid, SO3Grid, as_field
+from ..sphere.fields import Field, Invariant, Irreps, S2Coeffs, S2Grid, SO3Grid, as_field
 from ..sphere.grids import bandwidth_from_shape
 from ..sphere.so3_transforms import so3_bandwidth_from_shape
 from ..sphere.transforms import BANDLIMIT_TOLERANCE
@@ -116,6 +117,13 @@ def resolve_input(model: object, x: torch.Tensor, input: Field | str | None) -> 
     (its grid, or coefficients for a layer built with ``input="coeffs"``)."""
     own = _own_kind(model)
     coeffs = isinstance(model, SpectralLayer) and model.input == "coeffs"
+    if input is None and own is None:
+        declared = _declared_irreps(model, "irreps_in")
+        if declared is not None:  # an e3nn module says what it takes
+            return declared
+    if isinstance(input, str) and input in ("coeffs", "coefficients", "S2Coeffs"):
+        raise ValueError(f"input: {input!r} is not a grid kind; for coefficients [batch, ..., b, b] declare"
+                         " input=harness.S2Coeffs(b)")
     if input is None:
         if own is None:
             raise ValueError(f"input: cannot tell what x (shape {tuple(x.shape)}) is for a"
@@ -137,6 +145,18 @@ def resolve_input(model: object, x: torch.Tensor, input: Field | str | None) -> 
         raise ValueError(f"input: declared {f}, but the model's layers work on the {own!r} grid;"
                          f" measuring it on another field would read its samples at the wrong points")
     return f
+
+
+def _declared_irreps(model: object, attr: str) -> Field | None:
+    """An e3nn module's own ``irreps_in`` / ``irreps_out`` as an :class:`~harness.sphere.fields.Irreps`
+    field (read from its string form: e3nn is not imported), or None."""
+    value = getattr(model, attr, None)
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    try:
+        return Irreps(str(value))
+    except ValueError:
+        return None
 
 
 def _own_kind(model: object) -> str | None:
@@ -173,8 +193,11 @@ def _watch_list(model: object, layers: Sequence[str] | Mapping[str, FieldDecl] |
         if isinstance(model, SphericalModel):
             return [Watched(n, m, fi, fo) for n, m, fi, fo in model.fields()]
         if isinstance(model, nn.Sequential):
-            return [Watched(n, m) for n, m in model.named_children()]
-        return [Watched("output", model, None, output)]
+            children = [Watched(n, m) for n, m in model.named_children()]
+            if children and output is not None:  # output= is the field of what the last child returns
+                children[-1].out_field = output
+            return children
+        return [Watched("output", model, None, output if output is not None else _declared_irreps(model, "irreps_out"))]
     if not isinstance(model, nn.Module):
         raise ValueError(f"layers: a plain callable ({type(model).__name__}) has no submodules to watch")
     if isinstance(layers, str) or not isinstance(layers, (Sequence, Mapping)) or not layers:
@@ -254,6 +277,9 @@ def frozen(model: object, grad: bool = False) -> Iterator[None]:
     tensors = dict(model.named_parameters(remove_duplicate=False))
     tensors.update(dict(model.named_buffers(remove_duplicate=False)))
     saved = {k: v.detach().clone() for k, v in tensors.items() if v is not None}
+    if model.training:  # right (dropout and batch statistics are not equivariant, or not deterministic), but say it
+        warnings.warn(f"model: {type(model).__name__} is in training mode; it is measured in eval mode (and left"
+                      " in training mode afterwards)", stacklevel=4)
     model.eval()
     failed = False
     try:
@@ -389,7 +415,12 @@ def probes(watched: Sequence[Watched], calls: Mapping[str, list[Call]], in_field
             if not isinstance(c.out, torch.Tensor):
                 raise ValueError(f"layer {row!r}: returned {_describe(c.out)}, not a tensor; watch a submodule"
                                  " that returns one tensor")
-            fo = w.out_field or _known_output_field(w.module, c.out) or _infer(c.out, in_field)
+            known = _known_output_field(w.module, c.out)
+            if w.out_field is not None and known is not None and w.out_field != known:
+                raise ValueError(f"layer {row!r}: declared output {w.out_field}, but the {type(w.module).__name__}"
+                                 f" writes {known}; measuring it as another field would compare the wrong numbers"
+                                 " (leave the declaration out: the harness knows its own layers)")
+            fo = w.out_field or known or _infer(c.out, in_field)
             if fo is None:
                 raise ValueError(f"layer {row!r}: cannot tell how its output, {_describe(c.out)}, rotates; "
                                  + _declare_hint(w.name, " (or output= for the model's output)"))

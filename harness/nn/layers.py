@@ -270,8 +270,11 @@ class Pointwise(SpectralLayer):
 
     def __init__(self, activation: str | Callable[[torch.Tensor], torch.Tensor] = "relu",
                  oversampling: float = 1.0, kind: str = "dh", fine_kind: str | None = None,
-                 backend: str | None = None, *, input: str = "grid", output: str = "grid") -> None:
+                 backend: str | None = None, *, input: str = "grid", output: str = "grid", **removed: object) -> None:
         super().__init__()
+        if removed:
+            hint = "; 'input_kind' is now kind (the grid of its input)" if "input_kind" in removed else ""
+            raise TypeError(f"Pointwise() got unexpected keyword argument(s) {sorted(removed)}{hint}")
         self.activation_name, self.act = check_activation("Pointwise", activation)
         self.oversampling = check_oversampling("Pointwise", oversampling)
         self._domains("Pointwise", kind, backend, input, output)

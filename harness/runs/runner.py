@@ -122,7 +122,7 @@ class ResultsDir:
         path = self.root / "config.json"
         mine = {"kind": self.kind, "config": self.config}
         others = sorted(p.name for p in self.root.iterdir() if p.name != ".lock")
-        if others and not (_is_ours(path) or self.cells.is_dir()):  # never write over what the harness did not write
+        if others and not (is_harness_config(path) or self.cells.is_dir()):  # never write over what the harness did not write
             shown = ", ".join(others[:6]) + (f" and {len(others) - 6} more" if len(others) > 6 else "")
             raise RunnerError(f"out: {self.root} holds files the harness did not write ({shown}), and no results"
                               " config.json of its own; give a new or empty directory (nothing was changed)")
@@ -204,7 +204,7 @@ class ResultsDir:
         return done, notes
 
 
-def _is_ours(path: Path) -> bool:
+def is_harness_config(path: Path) -> bool:
     """Whether ``path`` is a config.json the harness wrote: ``{"kind": ..., "config": ...}``."""
     try:
         data = json.loads(path.read_text())

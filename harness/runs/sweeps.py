@@ -400,7 +400,7 @@ def run_cell(cell: dict[str, Any], factory: Any = None) -> pd.DataFrame:
         seed, run = int(cell["seed"]), cell["run"]
         device = torch.device(run.get("device", "cpu"))
         model, field, out_field, layers = _build(cell, factory, dtype)
-        model = model.to(device)
+        model = model.to(device).eval()  # measured in eval mode: say so by putting it there
         x = field.random(run["n_inputs"], channels=cell["model"]["in_channels"], decay=cell["decay"],
                          seed=seed + 1, dtype=dtype).to(device)
         R = cell_rotations(cell, dtype).to(device)
