@@ -85,6 +85,10 @@ def test_huge_sizes_are_refused_before_allocation(b):
     _raises_naming(lambda: harness.SphericalConv(4, 4, b), "bandwidth")  # "...(bandwidth=b)'s filters needs about"
     _raises_naming(lambda: harness.SphericalConv(b * 10**4, 4, 8), "in_channels")
     _raises_naming(lambda: harness.random_signals(1, 1, b), "needs about")
+    _raises_naming(lambda: harness.random_rotations(b * 10**4), "random rotations needs about")
+    _raises_naming(lambda: harness.build_model("esteves_mnist", bandwidth=b * 100), "bandwidth")
+    x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    _raises_naming(lambda: harness.Pointwise("relu", oversampling=b)(x), "needs about")  # its fine grid, at once
 
 
 # --------------------------------------------------------------------------- rotations

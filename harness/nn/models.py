@@ -48,6 +48,7 @@ from torch import nn
 from ..sphere.fields import Field, Invariant, S2Coeffs, S2Grid
 from ..sphere.grids import GRID_KINDS
 from ..sphere.transforms import BACKENDS
+from ..util.memory import check_fits
 from ..util.schema import REQUIRED, Bool, Choice, ConfigError, Custom, Int, ListOf, Number, Optional, Str, Table, validate
 from .layers import ACTIVATIONS, InvariantDescriptor, Pointwise, SpectralPool, SphericalConv
 from .nonlinearities import GatedActivation, NormActivation, PolynomialActivation, QuadraticActivation
@@ -292,6 +293,21 @@ def _domains(types: Sequence[str], between: str) -> list[dict[str, str]]:
     return out
 
 
+def _filter_bytes(s: dict[str, Any]) -> int:
+    """What the S^2 convolutions' filters take (as SphericalConv counts them), all layers together."""
+    c, b, total = s["in_channels"], s["bandwidth"], 0
+    for L in s["layers"]:
+        if L["type"] == "conv":
+            k = L["filter_params"] or b
+            total += 8 * 4 * (L["out_channels"] * c * k + k * b + b)
+            c = L["out_channels"]
+        elif L["type"] in ("s2_so3_conv", "so3_conv"):
+            c, b = L["out_channels"], L["bandwidth"] or b
+        elif L["type"] == "pool":
+            b = L["bandwidth"] or max(1, b // 2)
+    return total
+
+
 def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, between: str = "coeffs",
                 **top: Any) -> SphericalModel:
     """A :class:`SphericalModel` from a spec (see the module docstring) or a preset name.
@@ -304,6 +320,7 @@ def build_model(spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, 
     if between not in BETWEEN:
         raise ValueError(f"between: expected one of {list(BETWEEN)}, got {between!r}")
     s = normalize_spec(spec, **top)
+    check_fits(_filter_bytes(s), f"the filters of a model at bandwidth {s['bandwidth']}")  # before any layer
     c, b, kind, be = s["in_channels"], s["bandwidth"], s["kind"], s["backend"]
     names, layers, counts = [], [], {}
     features, so3 = None, False
