@@ -43,15 +43,6 @@ def chebyshev_fit(activation: str, degree: int, n: int = 2001) -> np.ndarray:
     return np.polynomial.chebyshev.chebfit(u, y, degree)
 
 
-def chebyshev_eval(u: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """``sum_k coef[k] T_k(u)`` by Clenshaw's recurrence (stable for any u in [-1, 1])."""
-    b1 = torch.zeros_like(u)
-    b2 = torch.zeros_like(u)
-    for ck in coef.flip(0)[:-1]:  # a loop over the few polynomial terms, not over data
-        b1, b2 = 2 * u * b1 - b2 + ck, b1
-    return u * b1 - b2 + coef[0]
-
-
 def horner(u: torch.Tensor, a: tuple[float, ...]) -> torch.Tensor:
     """``sum_k a[k] u^k`` (degree >= 1) by Horner's rule: one new tensor, two in-place passes per degree."""
     y = u * a[-1]
@@ -236,4 +227,4 @@ class GatedActivation(SpectralLayer):
 NONLINEARITIES = ("pointwise", "polynomial", "quadratic", "norm", "gated")
 
 __all__ = ["PolynomialActivation", "QuadraticActivation", "NormActivation", "GatedActivation", "NONLINEARITIES",
-           "chebyshev_fit", "chebyshev_eval", "channel_rms", "exact_grid"]
+           "chebyshev_fit", "polynomial", "channel_rms", "exact_grid"]
