@@ -687,9 +687,9 @@ def apply_on_grid(coeffs: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor
     stage needs no transpose across the maps), and must return that shape: it may mix the
     ``*mid`` dims (channels: a matmul on the last dim) but not grid points.
 
-    Without autograd the first dim goes through g in groups whose samples are half the
-    coefficients' (real) size or 32 MiB, whichever is more, so the peak memory of a large input
-    stays a small multiple of it; with autograd every intermediate is kept for backward anyway.
+    Without autograd the first dim goes through g in groups of at most as many grid samples as the
+    coefficients have entries, or 2^22 (32 MiB in float64), whichever is more, so the grid never
+    holds the whole batch at once; with autograd every intermediate is kept for backward anyway.
     """
     L = check_coefficients(coeffs)
     if coeffs.dim() < 3:
