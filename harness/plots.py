@@ -45,6 +45,19 @@ def _plain_log_ticks(ax, values, axis: str = "x") -> None:
     a.set_minor_formatter(NullFormatter())
 
 
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    """The 1-2-5 values inside [lo, hi] (at least the two nearest to its ends), for a log axis
+    whose range is less than a few decades."""
+    decades = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+    nice = [m * 10.0**e for e in decades for m in (1, 2, 5)]
+    inside = [t for t in nice if lo <= t <= hi]
+    if len(inside) >= 2:
+        return inside if len(inside) <= 6 else inside[:: -(-len(inside) // 5)]
+    below = max((t for t in nice if t < lo), default=lo)
+    above = min((t for t in nice if t > hi), default=hi)
+    return sorted({below, *inside, above})
+
+
 def _spectrum_label(decay: float) -> str:
     return "white inputs" if decay == 0 else f"inputs with power (1+l)^-{decay:g}"
 
@@ -142,10 +155,16 @@ def error_vs_cost(df: pd.DataFrame) -> plt.Figure:
                     style_order=sorted(d["activation"].unique()), col="bandwidth", height=3.5, aspect=1.0, s=60,
                     palette="viridis", facet_kws={"sharex": False})
     g.set(xscale="log", yscale="log")
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
     for ax, b in zip(g.axes.flat, sorted(d["bandwidth"].unique())):
         lo, hi = d.loc[d["bandwidth"] == b, "forward_ms"].agg(["min", "max"])
-        _plain_log_ticks(ax, [float(f"{t:.2g}") for t in np.geomspace(lo, hi, 3)])
+        _plain_log_ticks(ax, _nice_ticks(lo, hi))
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=12))  # every decade labelled
+        ax.yaxis.set_major_formatter(LogFormatterSciNotation())
         ax.set_title(f"bandwidth b = {b}")
+    ymin, ymax = d["rel_error"].min(), d["rel_error"].max()  # the y range ends at labelled decades
+    g.set(ylim=(10.0 ** np.floor(np.log10(ymin)), 10.0 ** np.ceil(np.log10(ymax))))
     g.set_axis_labels("forward time per input (ms, 1 thread)", "median relative equivariance error")
     g.figure.suptitle(f"last grid layer (cumulative), {_spectrum_label(decay)}: error against the forward"
                       " pass's time; medians per (bandwidth, activation, s)", y=1.04)
@@ -216,18 +235,23 @@ def lie_vs_error(df: pd.DataFrame) -> plt.Figure | None:
     d = df[(df["layer_type"] == "Pointwise") & (df["mode"] == "isolated") & df["lie_derivative"].notna()]
     d = d.groupby(["cell_id", "layer", "bandwidth", "activation", "oversampling"], as_index=False)[
         ["rel_error", "lie_derivative"]].median()
-    fig, ax = plt.subplots(figsize=(6, 4.6))
-    sns.scatterplot(data=d, x="lie_derivative", y="rel_error", hue="bandwidth", style="activation",
-                    style_order=sorted(d["activation"].unique()), palette="viridis", ax=ax, s=40)
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    bands = sorted(d["bandwidth"].unique())
+    colours = dict(zip(bands, sns.color_palette("colorblind", len(bands))))  # distinct, none faint
+    d = d.assign(b=d["bandwidth"].map(lambda v: f"b = {v}"))
+    sns.scatterplot(data=d, x="lie_derivative", y="rel_error", hue="b", hue_order=[f"b = {v}" for v in bands],
+                    palette=[colours[v] for v in bands], style="activation",
+                    style_order=sorted(d["activation"].unique()), ax=ax, s=40)
     lo, hi = d["lie_derivative"].min(), d["lie_derivative"].max()
-    for b in sorted(d["bandwidth"].unique()):  # error ~ lie_derivative x (grid step pi / 2b)
-        ax.plot([lo, hi], [lo * np.pi / (2 * b), hi * np.pi / (2 * b)], ":", lw=0.8,
-                color=plt.cm.viridis((b - d["bandwidth"].min()) / max(1, np.ptp(d["bandwidth"]))))
+    for b in bands:  # error ~ lie_derivative x (grid step pi / 2b)
+        ax.plot([lo, hi], [lo * np.pi / (2 * b), hi * np.pi / (2 * b)], ":", lw=1.0, color=colours[b])
     ax.set(xscale="log", yscale="log", xlabel="Lie derivative ||L_X f|| / ||f|| (per radian, RMS over x, y, z)",
            ylabel="error under Haar-random rotations")
     ax.set_title("nonlinearity layers (isolated), medians per cell;\ndotted: error = Lie derivative x pi/(2b),"
                  " one grid step", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    handles, labels = ax.get_legend_handles_labels()  # one column outside the axes: bandwidths, then activations
+    labels = ["bandwidth" if lab == "b" else lab for lab in labels]
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
 
 
@@ -243,21 +267,31 @@ def cohen_delta_vs_depth(df: pd.DataFrame) -> plt.Figure:
     g["rotation set"] = g["rotations"].map({"haar": "Haar", "grid_z": "grid-aligned z"})
     g["b"] = g["bandwidth"].map(lambda v: f"b = {v}")
     dtypes = sorted(g["dtype"].unique())
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(5.2 * len(dtypes), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(4.6 * len(dtypes) + 1.6, 4.2), sharey=True, squeeze=False)
+    sizes = {"linear": 1.2, "ReLU after each": 2.8}
     for ax, dt in zip(axes[0], dtypes):
-        sns.lineplot(data=g[g["dtype"] == dt], x="correlations", y="delta", hue="b", style="rotation set",
-                     style_order=["Haar", "grid-aligned z"], size="stack",
-                     sizes={"linear": 1.2, "ReLU after each": 2.8}, markers=True, palette="viridis", ax=ax,
-                     legend=ax is axes[0][-1])
+        gd = g[g["dtype"] == dt]
+        # the grid-aligned baseline first, dashed and faint, so the Haar curves on top stay visible
+        sns.lineplot(data=gd[gd["rotation set"] == "grid-aligned z"], x="correlations", y="delta", hue="b",
+                     size="stack", sizes=sizes, palette="viridis", linestyle="--", marker="X", alpha=0.45, ax=ax,
+                     legend=False)
+        sns.lineplot(data=gd[gd["rotation set"] == "Haar"], x="correlations", y="delta", hue="b", size="stack",
+                     sizes=sizes, palette="viridis", marker="o", ax=ax, legend=ax is axes[0][-1])
         ax.set_yscale("log")
         ax.set_xticks(sorted(g["correlations"].unique()))
         ax.set_title(dt)
         ax.set_xlabel("correlations so far")
         ax.set_ylabel("Δ = mean std(R·Φ(f) − Φ(R·f)) / std(Φ(f))")
-    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1))
+    from matplotlib.lines import Line2D
+
+    last = axes[0][-1]
+    handles, labels = last.get_legend_handles_labels()
+    handles += [Line2D([], [], color="grey", marker="o"), Line2D([], [], color="grey", ls="--", marker="X", alpha=0.45)]
+    labels += ["Haar rotations", "grid-aligned z (baseline)"]
+    last.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
     n = int(g["pairs"].min())
-    fig.suptitle(f"Cohen et al. 2018 §5.1: Δ after each correlation (S² → SO(3), then SO(3) → SO(3)),"
-                 f" K = {int(df['channels'].iloc[0])} channels; mean over {n} (input, rotation) pairs")
+    fig.suptitle(f"Cohen et al. 2018 §5.1: Δ after each correlation (S² → SO(3), then SO(3) → SO(3)),\n"
+                 f"K = {int(df['channels'].iloc[0])} channels; mean over {n} (input, rotation) pairs")
     fig.tight_layout()
     return fig
 
