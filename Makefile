@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest -q -o addopts="" --benchmark-only --benchmark-autosave --benchmark-compare || \
 	$(BIN)/python -m pytest -q -o addopts="" --benchmark-only --benchmark-autosave
 
-## Cohen et al. (2018) section 5.1 reproduced: results/cohen2018 and its figure (resumable; ~25 min on 2 cores)
+## Cohen et al. (2018) section 5.1 reproduced: results/cohen2018 and its figure (resumable; ~35 min on 2 cores)
 cohen2018: $(STAMP)
 	$(BIN)/python -m harness sweep experiments/cohen2018.toml
 	$(BIN)/python -m harness plot results/cohen2018
