@@ -3,6 +3,10 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# escnn 1.0.11 pins numpy < 2: its own venv (make escnn-venv)
+ESCNN_VENV  := .venv-escnn
+ESCNN_BIN   := $(ESCNN_VENV)/bin
+ESCNN_STAMP := $(ESCNN_VENV)/.installed
 
 .PHONY: docs sweep test bench peers fashion accuracy cohen2018 cohen-accuracy frontier gpu asv-show asv-history asv-compare third-party trained clean
 
@@ -10,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,dask,data]'
-	$(BIN)/pip install -q --no-build-isolation --no-deps -c constraints.txt torch-harmonics==0.8.0
+	$(BIN)/pip install -q --no-deps -c constraints.txt torch-harmonics==0.9.3
 	touch $(STAMP)
 
 ## main job: the default sweep (resumes if interrupted; keeps the committed cells unless FRESH=1),
@@ -90,9 +94,12 @@ accuracy: $(STAMP)
 	$(BIN)/python -m harness train experiments/accuracy.toml
 	$(BIN)/python -m harness plot results/accuracy
 
-## e3nn and torch-harmonics modules measured with exact rotations (results/third_party)
-third-party: $(STAMP)
+## every third-party number: e3nn and torch-harmonics modules measured with exact rotations on the installed
+## releases (e3nn 0.6.0, torch-harmonics 0.9.3 wheel), the DISCO constant-input test, then escnn 1.0.11 in its
+## own venv (results/third_party, versions in every row; ~10 minutes, more on escnn's first Thomson grids)
+third-party: $(STAMP) $(ESCNN_STAMP)
 	$(BIN)/python experiments/third_party.py
+	$(ESCNN_BIN)/python experiments/third_party_escnn.py
 
 ## per-layer errors of the preset at initialisation vs the accuracy experiment's checkpoints
 trained: $(STAMP)
@@ -106,3 +113,32 @@ fashion: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks
+
+# ---- escnn: its own venv, because escnn 1.0.11 pins numpy < 2 (variables at the top) ----------
+.PHONY: escnn-venv test-escnn third-party-escnn
+
+$(ESCNN_STAMP): pyproject.toml constraints-escnn.txt
+	command -v gfortran >/dev/null || (apt-get update && apt-get install -y gfortran)
+	$(PY) -m venv $(ESCNN_VENV)
+	$(ESCNN_BIN)/pip install -q --upgrade pip
+	$(ESCNN_BIN)/pip install -q -c constraints-escnn.txt escnn==1.0.11 pytest -e .
+	$(ESCNN_BIN)/python -c "import escnn, numpy, torch, pyarrow, scipy, ducc0, matplotlib, harness; print('escnn', escnn.__version__, 'numpy', numpy.__version__, 'torch', torch.__version__, 'pyarrow', pyarrow.__version__)"
+	touch $(ESCNN_STAMP)
+
+## escnn 1.0.11 in its own environment (.venv-escnn; installs gfortran for py3nj if missing)
+escnn-venv: $(ESCNN_STAMP)
+
+## the escnn tests (tests/test_escnn.py; skipped in the main venv) run in .venv-escnn
+test-escnn: $(ESCNN_STAMP)
+	$(ESCNN_BIN)/python -m pytest -q -o addopts="-ra" tests/test_escnn.py
+
+## escnn's FourierPointwise / QuotientFourierPointwise against harness SO3Pointwise / Pointwise
+## (results/third_party/escnn and its figure; ~3 min, plus ~5 min on a new venv for escnn's Thomson grids)
+third-party-escnn: $(ESCNN_STAMP)
+	$(ESCNN_BIN)/python experiments/third_party_escnn.py
+
+## the suite against the newest torch, e3nn and torch-harmonics on the index, in .venv-latest (CI keeps the
+## pins); prints and writes the versions and pytest's summary to results/test_latest/summary.txt. ARGS="..." go to pytest
+.PHONY: test-latest
+test-latest:
+	$(PY) .ci/test_latest.py --venv .venv-latest --out results/test_latest -- $(ARGS)

@@ -21,7 +21,7 @@ from .nn.models import PRESETS, SphericalModel, build_model
 from .nn.so3_layers import S2ToSO3Conv, SO3Conv, SO3Descriptor, SO3Integrate, SO3Pointwise, SO3Pool
 from .runs.results import load_results
 from .runs.sweeps import load_config, run_sweep
-from .sphere.fields import FRAMES, Field, Invariant, Irreps, S2Coeffs, S2Grid, SO3Grid
+from .sphere.fields import FRAMES, Field, Invariant, Irreps, Representation, S2Coeffs, S2Grid, SO3Grid
 from .sphere.grids import GRID_KINDS, Grid, grid
 from .sphere.resample import rotate
 from .sphere.so3 import (euler_zyz_to_matrix, matrix_to_euler_zyz, matrix_to_quaternion, quaternion_to_matrix,
@@ -35,7 +35,7 @@ __all__ = [
     "GRID_KINDS", "Grid", "grid", "BACKENDS", "sft", "isft", "resize_coefficients", "degree_norms",
     "random_rotations", "euler_zyz_to_matrix", "matrix_to_euler_zyz", "matrix_to_quaternion", "quaternion_to_matrix",
     "wigner_D", "rotate_coefficients", "rotate", "so3_fft", "so3_ifft", "so3_degree_norms",
-    "Field", "S2Grid", "S2Coeffs", "SO3Grid", "Irreps", "Invariant", "FRAMES",
+    "Field", "S2Grid", "S2Coeffs", "SO3Grid", "Representation", "Irreps", "Invariant", "FRAMES",
     # layers and models
     "SphericalConv", "Pointwise", "SpectralPool", "InvariantDescriptor", "build_model", "SphericalModel", "PRESETS",
     "S2ToSO3Conv", "SO3Conv", "SO3Pointwise", "SO3Pool", "SO3Integrate", "SO3Descriptor",

@@ -14,7 +14,7 @@ from harness.sphere.fields import Irreps, S2Grid
 
 e3nn_o3 = pytest.importorskip("e3nn.o3", reason="e3nn is a test dependency (make test installs it)")
 e3nn_nn = pytest.importorskip("e3nn.nn")
-th = pytest.importorskip("torch_harmonics", reason="torch-harmonics 0.8.0 is a test dependency (make test installs it)")
+th = pytest.importorskip("torch_harmonics", reason="torch-harmonics 0.9.3 is a test dependency (make test installs it)")
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +128,70 @@ def test_disco_convolution_is_exact_under_grid_aligned_rotations():
     assert df["rel_error"].max() < 1e-5
     generic = harness.equivariance_error(conv, x, harness.random_rotations(3, seed=11), input="cc")
     assert generic["rel_error"].min() > 1e-2  # white inputs at the grid's own bandwidth alias
+
+
+# --------------------------------------------------------------------------- torch-harmonics 0.9 changes
+def test_sht_default_truncation_on_the_equiangular_grid():
+    """Changed in 0.9.0: without ``lmax`` an equiangular RealSHT keeps degrees < (nlat + 1) // 2
+    (0.8.0 kept nlat) and says so in a UserWarning. With lmax = b on the 2b x 2b grid that is the
+    harness's exact bandwidth-b analysis; the oracle is the harness's own quadrature."""
+    b = 12
+    g = harness.grid("cc", b)
+    with pytest.warns(UserWarning, match="Default SHT truncation changed in v0.9.0"):
+        sht = th.RealSHT(*g.shape, grid="equiangular")
+    assert (sht.lmax, sht.mmax) == ((g.nlat + 1) // 2,) * 2 == (b, b)  # orders follow the degrees
+    x = harness.random_signals(2, 3, b, kind="cc", seed=12)
+    np.testing.assert_allclose(sht(x).numpy(), harness.sft(x, "cc").numpy(), atol=1e-13)
+
+
+def _disco_on_constant(b: int, **kw) -> torch.Tensor:
+    g = harness.grid("cc", b)
+    torch.manual_seed(13)
+    conv = th.DiscreteContinuousConvS2(1, 2, in_shape=g.shape, out_shape=g.shape, kernel_shape=3, bias=False,
+                                       grid_in="equiangular", grid_out="equiangular", **kw)
+    with torch.no_grad():
+        return conv(torch.ones(1, 1, *g.shape))[0]
+
+
+def _spread(y: torch.Tensor) -> torch.Tensor:
+    """(max - min) / |mean| per output channel: 0 for a constant."""
+    return (y.amax((-1, -2)) - y.amin((-1, -2))) / y.mean((-1, -2)).abs()
+
+
+def test_disco_default_normalization_sends_constants_to_constants():
+    """Changed in 0.9: DISCO's default ``basis_norm_mode`` is "nodal" (0.8.0: "mean"). An equivariant
+    map sends a constant to a constant (the oracle needs no rotation); "nodal" divides each basis
+    function by its quadrature 1-norm at every output latitude, so a non-negative kernel integrates
+    the constant to the same value everywhere (float32 rounding). "mean" divides by one norm
+    averaged over latitudes and leaves a latitude-dependent field."""
+    import inspect
+
+    assert inspect.signature(th.DiscreteContinuousConvS2).parameters["basis_norm_mode"].default == "nodal"
+    b = 16
+    default = _disco_on_constant(b)
+    assert _spread(default).max() < 1e-5
+    assert _spread(_disco_on_constant(b, basis_norm_mode="mean")).min() > 0.1
+    with pytest.warns(DeprecationWarning, match="individual"):  # 0.9: an alias of "nodal"
+        individual = _disco_on_constant(b, basis_norm_mode="individual")
+    assert torch.equal(individual, default)
+
+
+def test_public_spectral_convolution_of_0_9():
+    """New in 0.9: ``th.SpectralConvS2(in_shape, out_shape, c_in, c_out)``, everything by default
+    (its own truncation, degrees < (nlat + 1) // 2). Like SFNO's layer it multiplies f^m_l (m >= 0)
+    by one complex weight per degree: it commutes with rotations about z and with no other, and
+    with the imaginary parts zeroed it is exactly equivariant (float32 rounding)."""
+    b = 10
+    g = harness.grid("cc", b)
+    torch.manual_seed(14)
+    with pytest.warns(UserWarning, match="Default SHT truncation"):
+        conv = th.SpectralConvS2(g.shape, g.shape, 2, 2)
+    assert conv.lmax == b and conv.weight.is_complex()
+    x = harness.random_signals(2, 2, b, kind="cc", seed=15)
+    about_z = harness.euler_zyz_to_matrix(torch.tensor([0.4, 1.3]), torch.zeros(2), torch.zeros(2))
+    assert harness.equivariance_error(conv, x, about_z, input="cc")["rel_error"].max() < 1e-6
+    R = harness.random_rotations(3, seed=16)
+    assert harness.equivariance_error(conv, x, R, input="cc")["rel_error"].min() > 0.1
+    with torch.no_grad():
+        conv.weight.imag.zero_()
+    harness.assert_equivariant(conv, x, R, input="cc", rtol=1e-6)

@@ -14,7 +14,8 @@ layer. A field knows
 * ``random(n, ...)``: random band-limited samples for sweeps.
 
 Conventions (rotation direction, frames, bases) are in ``docs/conventions.md``:
-``(g.f)(p) = f(R^-1 p)`` for signals; ``x -> D(R) x`` for irreps vectors.
+``(g.f)(p) = f(R^-1 p)`` for signals; ``x -> D(R) x`` for irreps vectors, ``x -> rho(R) x`` for any
+:class:`Representation`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from ..util.memory import check_fits
 from ..util.schema import SEED, Int, Number, check_arg, check_float_dtype
 from .grids import bandwidth_from_shape, check_bandwidth, check_kind, grid_shape
-from .so3 import check_rotation
+from .so3 import check_rotation, random_rotations
 from .so3_transforms import (random_so3_coefficients, so3_degree_norms, so3_fft, so3_grid_shape, so3_ifft, so3_lie_action,
                              so3_rotate_coefficients)
 from .transforms import degree_norms, isft, sft
@@ -284,6 +285,220 @@ class S2Coeffs(Field):
         return c.to(torch.complex64 if dtype == torch.float32 else torch.complex128)
 
 
+# --------------------------------------------------------------------------- any representation
+def _skew(omega: np.ndarray) -> torch.Tensor:
+    """``[3, 3]`` float64 ``[omega]_x``: ``exp(t [omega]_x)`` rotates by ``t |omega|`` about ``omega``."""
+    w = np.asarray(omega, dtype=np.float64)
+    if w.shape != (3,) or not np.isfinite(w).all():
+        raise ValueError(f"omega: expected a finite 3-vector (axis x speed), got {w!r}")
+    return torch.tensor([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]], dtype=torch.float64)
+
+
+class Representation(Field):
+    """Feature vectors ``[batch, ..., dim]`` of any real representation ``rho`` of SO(3):
+    ``x -> rho(R) x``, Euclidean norm.
+
+    ``rho`` maps rotation matrices ``[K, 3, 3]`` (float64 torch, CPU, the harness frame) to
+    ``[K, dim, dim]`` real matrices (a torch tensor or a numpy array, float32 or float64; used in
+    float64). It is any library's representation evaluated at the group element of ``R``; for an
+    escnn field type without base space, :meth:`from_escnn` builds it (``G.element(R, 'MAT')``).
+
+    What is checked, and when:
+
+    * every call: the shape ``[K, dim, dim]``, a real float dtype and finite entries (a ValueError
+      that names what came);
+    * the first call (unless ``check_group_law=False``), and on demand with
+      :meth:`check_group_law`: ``rho(I) = I``, the group law ``rho(R1 R2) = rho(R1) rho(R2)`` and
+      orthogonality ``rho(R)^T rho(R) = I`` on a few Haar rotations, to ``rtol`` (default
+      ``sqrt(eps)`` of rho's dtype: 1.5e-8 in float64). Being a homomorphism is the user's
+      responsibility, but a wrong convention (``R^T`` for ``R``, a transposed matrix, another
+      frame's rotations composed the wrong way) breaks the group law by O(1) and is refused here
+      rather than read as an equivariance error. Orthogonality makes the Euclidean norm invariant,
+      which the relative errors assume. The check evaluates rho on 7 rotations at most.
+
+    ``lie_action`` (the Lie derivative, :func:`harness.lie_derivative`) needs
+    ``d/dt rho(exp(t [omega]_x))`` at 0: given as ``lie`` (a callable omega ``[3]`` ->
+    ``[dim, dim]``), or else computed exactly by forward-mode differentiation through ``rho``
+    (``torch.func.jacfwd``) and checked against a central difference; a ``rho`` torch cannot
+    differentiate (numpy inside, ``.detach()``) raises NotImplementedError naming the reason.
+
+    ``name`` is shown in ``repr`` (the ``field`` column of the results); default rho's name.
+    """
+
+    def __init__(self, rho, dim: int, *, lie=None, name: str | None = None, check_group_law: bool = True) -> None:
+        if not callable(rho):
+            raise ValueError(f"rho: expected a callable mapping rotations [K, 3, 3] to matrices [K, dim, dim],"
+                             f" got {type(rho).__name__}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"dim: expected a positive int (the length of the feature vectors), got {dim!r}")
+        if lie is not None and not callable(lie):
+            raise ValueError(f"lie: expected None or a callable mapping omega [3] to [dim, dim], got {type(lie).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name: expected a string or None, got {name!r}")
+        self.rho, self.dim, self.lie, self._name = rho, int(dim), lie, name
+        self._group_law_checked = not check_group_law
+        self._lie_cache: dict[tuple[float, ...], torch.Tensor] = {}
+
+    @classmethod
+    def from_escnn(cls, field_type: object, name: str | None = None) -> "Representation":
+        """The Representation of an escnn ``FieldType`` on ``gspaces.no_base_space(so3_group(L))``:
+        ``rho(R) = field_type.representation(G.element(R, 'MAT'))``, one escnn call per rotation.
+        Its tensors are escnn's ``GeometricTensor.tensor`` ``[batch, field_type.size]``. escnn is
+        not imported here; anything else than an SO(3) field type without a base space is refused."""
+        gspace = getattr(field_type, "gspace", None)
+        G = getattr(gspace, "fibergroup", None)
+        rep = getattr(field_type, "representation", None)
+        if G is None or rep is None or not hasattr(field_type, "size"):
+            raise ValueError(f"field_type: expected an escnn FieldType, got {type(field_type).__name__}")
+        if type(G).__name__ != "SO3":
+            raise ValueError(f"field_type: expected a field type of SO(3) (escnn.group.so3_group), got a group"
+                             f" {getattr(G, 'name', type(G).__name__)}")
+        if getattr(gspace, "dimensionality", None) != 0:
+            raise ValueError(f"field_type: expected a gspace without base space (escnn.gspaces.no_base_space), got"
+                             f" {gspace} of dimensionality {getattr(gspace, 'dimensionality', '?')}: its tensors are"
+                             " [B, C, *space] fields, not vectors")
+
+        def rho(R: torch.Tensor) -> np.ndarray:
+            return np.stack([rep(G.element(r, "MAT")) for r in R.numpy()]).reshape(R.shape[0], rep.size, rep.size)
+
+        return cls(rho, int(field_type.size), name=name or f"escnn {getattr(rep, 'name', 'representation')}")
+
+    def __repr__(self) -> str:
+        name = self._name or getattr(self.rho, "__qualname__", None) or type(self.rho).__name__
+        return f"Representation({name}, dim={self.dim})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.rho == other.rho and self.dim == other.dim  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.dim, self.rho))
+
+    def check(self, t: object, where: str) -> None:
+        t = _check_tensor(t, where)
+        if t.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{where}: expected real float32/float64 vectors of {self}, got dtype {t.dtype}")
+        if t.dim() < 2 or t.shape[-1] != self.dim:
+            raise ValueError(f"{where}: expected [batch, ..., {self.dim}] vectors of {self}, got shape {tuple(t.shape)}")
+
+    def _evaluate(self, R: torch.Tensor) -> torch.Tensor:
+        """rho at ``R [K, 3, 3]`` (float64 CPU), validated, as ``[K, dim, dim]`` float64."""
+        K = R.shape[0]
+        out = self.rho(R)
+        what = f"rho ({self!r}) at {K} rotation(s)"
+        if isinstance(out, np.ndarray):
+            out = torch.from_numpy(out)
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"{what}: expected a torch.Tensor or numpy array [{K}, {self.dim}, {self.dim}],"
+                             f" got {type(out).__name__}")
+        if tuple(out.shape) != (K, self.dim, self.dim):
+            hint = (" (one matrix for all rotations? rho must map [K, 3, 3] to [K, dim, dim])" if out.dim() == 2 else "")
+            raise ValueError(f"{what}: expected shape [{K}, {self.dim}, {self.dim}], got {tuple(out.shape)}{hint}")
+        if out.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{what}: expected real float32/float64 matrices, got dtype {out.dtype}")
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"{what}: expected finite matrices, got nan/inf entries")
+        return out
+
+    def matrices(self, R: torch.Tensor) -> torch.Tensor:
+        """``[P, dim, dim]`` float64: ``rho(R[p])`` for each rotation ``R[p]``."""
+        check_rotation(R)
+        if R.dim() != 3:
+            raise ValueError(f"R: expected rotations [K, 3, 3], got shape {tuple(R.shape)}")
+        if not self._group_law_checked:
+            self.check_group_law()
+        return self._evaluate(R.detach().double().cpu()).double()
+
+    def check_group_law(self, n: int = 2, seed: int = 0, rtol: float | None = None) -> float:
+        """Check ``rho(I) = I``, ``rho(R1 R2) = rho(R1) rho(R2)`` and ``rho(R)^T rho(R) = I`` on
+        ``n`` pairs of Haar rotations; return the largest deviation, or raise ValueError naming
+        which law failed and by how much. ``rtol`` defaults to ``sqrt(eps)`` of rho's dtype."""
+        n = check_arg(Int(1), n, "n")
+        R = random_rotations(2 * n, seed=check_arg(SEED, seed, "seed"))
+        R1, R2 = R[:n], R[n:]
+        eye3 = torch.eye(3, dtype=torch.float64)[None]
+        raw = self._evaluate(torch.cat([eye3, R1, R2, R1 @ R2]))
+        tol = math.sqrt(torch.finfo(raw.dtype).eps) if rtol is None else float(rtol)
+        D = raw.double()
+        D0, D1, D2, D12 = D[0], D[1 : 1 + n], D[1 + n : 1 + 2 * n], D[1 + 2 * n :]
+        scale = max(1.0, float(D.abs().amax()))
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        errs = {"rho(I) = I": float((D0 - eye).abs().amax()),
+                "rho(R1 R2) = rho(R1) rho(R2)": float((D12 - D1 @ D2).abs().amax()),
+                "rho(R)^T rho(R) = I (orthogonal)": float((D1.transpose(-1, -2) @ D1 - eye).abs().amax())}
+        for law, e in errs.items():
+            if not e <= tol * scale:
+                extra = (" (does rho(R1 R2) equal rho(R2) rho(R1)? then rho is evaluated at R^-1 or transposed)"
+                         if "R1 R2" in law and float((D12 - D2 @ D1).abs().amax()) <= tol * scale else "")
+                raise ValueError(f"rho ({self!r}): {law} fails by {e:.3g} (max abs entry, tolerance {tol * scale:.3g})"
+                                 f" on Haar rotations{extra}; rho must be an orthogonal representation of SO(3)"
+                                 f" (pass check_group_law=False to measure anyway)")
+        self._group_law_checked = True
+        return max(errs.values())
+
+    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+        if R.dim() != 3 or R.shape[0] != c.shape[0]:
+            raise ValueError(f"R: expected one rotation per sample, [{c.shape[0]}, 3, 3], got {tuple(R.shape)}")
+        D = self.matrices(R).to(device=c.device, dtype=c.dtype)
+        return torch.einsum("pij,p...j->p...i", D, c)
+
+    def generator(self, omega: np.ndarray) -> torch.Tensor:
+        """``[dim, dim]`` float64 ``d/dt rho(exp(t [omega]_x))`` at ``t = 0``."""
+        W = _skew(omega)
+        key = tuple(float(v) for v in np.asarray(omega, dtype=np.float64))
+        if key in self._lie_cache:
+            return self._lie_cache[key]
+        if self.lie is not None:
+            A = self.lie(np.asarray(omega, dtype=np.float64))
+            A = torch.from_numpy(A) if isinstance(A, np.ndarray) else A
+            if not isinstance(A, torch.Tensor) or tuple(A.shape) != (self.dim, self.dim) or A.is_complex():
+                raise ValueError(f"lie ({self!r}): expected a real [{self.dim}, {self.dim}] matrix, got"
+                                 f" {tuple(getattr(A, 'shape', ())) or type(A).__name__}")
+            A = A.detach().double().cpu()
+        else:
+            A = self._differentiate(W)
+        self._lie_cache[key] = A
+        return A
+
+    def _differentiate(self, W: torch.Tensor) -> torch.Tensor:
+        why = (f"{self!r}.lie_action needs d/dt rho(exp(tX)) at t = 0 and torch cannot differentiate rho: ")
+        fix = "; pass lie=(omega -> [dim, dim]) to Representation, or use rotations only (equivariance_error)"
+
+        def at(t: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(self.rho(torch.linalg.matrix_exp(t * W)[None]))[0].to(torch.float64)
+
+        try:
+            A = torch.func.jacfwd(at)(torch.zeros((), dtype=torch.float64))
+        except Exception as e:  # noqa: BLE001 - any failure inside rho means: not differentiable by torch
+            raise NotImplementedError(why + f"{type(e).__name__}: {e}"[:300] + fix) from e
+        A = A.detach().double()
+        if tuple(A.shape) != (self.dim, self.dim) or not bool(torch.isfinite(A).all()):
+            raise NotImplementedError(why + f"its derivative came out as {tuple(A.shape)} or non-finite" + fix)
+        # a rho that leaves torch (numpy, .detach()) differentiates to zero without an error: compare
+        # with a central difference, which is accurate to ~1e-8 here
+        h = 1e-4
+        fd = (at(torch.tensor(h, dtype=torch.float64)) - at(torch.tensor(-h, dtype=torch.float64))) / (2 * h)
+        scale = max(1.0, float(fd.abs().amax()))
+        if float((A - fd).abs().amax()) > 1e-5 * scale:
+            raise NotImplementedError(why + f"the forward-mode derivative differs from a central difference by"
+                                      f" {float((A - fd).abs().amax()):.3g} (rho leaves torch, e.g. through numpy"
+                                      f" or .detach())" + fix)
+        return A
+
+    def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
+        A = self.generator(omega).to(device=c.device, dtype=c.dtype)
+        return c @ A.T
+
+    def random(self, n: int, *, channels: int | None = None, decay: float = 0.0, seed: int = 0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Standard normal vectors ``[n, (channels,) dim]`` (``decay`` is accepted and unused: a
+        generic representation has no degrees)."""
+        check_float_dtype(dtype)
+        check_arg(Number(0.0), decay, "decay")
+        gen = torch.Generator().manual_seed(check_arg(SEED, seed, "seed"))
+        lead = (check_arg(Int(0), n, "n"),) if channels is None else (check_arg(Int(0), n, "n"), check_arg(Int(1), channels, "channels"))
+        return torch.randn(*lead, self.dim, generator=gen, dtype=torch.float64).to(dtype)
+
+
 # --------------------------------------------------------------------------- e3nn irreps
 _IRREP = re.compile(r"^\s*(?:(\d+)\s*x\s*)?(\d+)\s*([eo])\s*$")
 
@@ -309,14 +524,18 @@ def _su2_J(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (jp + jm) / 2, (jp - jm) / 2j, np.diag(m).astype(np.complex128)
 
 
-class Irreps(Field):
+class Irreps(Representation):
     """A vector of irreducible representations in e3nn's real basis and layout, e.g.
     ``Irreps("8x0e+4x1o+2x2e")``: ``[batch, ..., dim]``, each ``mul x l`` block ``mul`` contiguous
     vectors of length 2l + 1. It rotates by the matrices of e3nn's
     ``o3.Irreps(...).D_from_matrix(R)`` (y-up real spherical harmonics; docs/conventions.md):
     ``D_e(R) = Q conj(D(F^T R F)) Q^H`` per degree, with the harness Wigner D, the real basis Q of
     :func:`_real_basis` and the e3nn frame F. Parity is parsed and kept but plays no role for the
-    proper rotations the harness samples. Euclidean norm."""
+    proper rotations the harness samples. Euclidean norm.
+
+    It is the :class:`Representation` whose ``rho`` is these matrices (so ``check``, ``matrices``
+    and ``rotate`` are Representation's), with its Lie algebra action in closed form and random
+    vectors whose power can decay with the degree."""
 
     def __init__(self, irreps: str) -> None:
         if not isinstance(irreps, str) or not irreps.strip():
@@ -329,8 +548,10 @@ class Irreps(Field):
                                  " '3x1o' or '2e' joined by '+'")
             blocks.append((int(mt.group(1) or 1), int(mt.group(2)), mt.group(3)))
         self.blocks = tuple(blocks)
-        self.dim = sum(mul * (2 * l + 1) for mul, l, _ in blocks)
         self.lmax = max(l for _, l, _ in blocks)
+        # exact by construction (tested against e3nn): no group-law check on first use
+        super().__init__(self._irreps_matrices, sum(mul * (2 * l + 1) for mul, l, _ in blocks),
+                         check_group_law=False)
 
     def __repr__(self) -> str:
         return "Irreps('" + "+".join(f"{mul}x{l}{p}" for mul, l, p in self.blocks) + "')"
@@ -341,15 +562,8 @@ class Irreps(Field):
     def __hash__(self) -> int:
         return hash(("Irreps", self.blocks))
 
-    def check(self, t: object, where: str) -> None:
-        t = _check_tensor(t, where)
-        if t.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"{where}: expected real float32/float64 vectors of {self}, got dtype {t.dtype}")
-        if t.dim() < 2 or t.shape[-1] != self.dim:
-            raise ValueError(f"{where}: expected [batch, ..., {self.dim}] vectors of {self}, got shape {tuple(t.shape)}")
-
-    def matrices(self, R: torch.Tensor) -> torch.Tensor:
-        """``[P, dim, dim]`` float64: the block-diagonal representation of each ``R[p]``."""
+    def _irreps_matrices(self, R: torch.Tensor) -> torch.Tensor:
+        """``[P, dim, dim]`` float64: the block-diagonal representation of each ``R[p]`` (the rho)."""
         check_rotation(R)
         Rh = _in_frame(R.detach().double().cpu(), FRAMES["e3nn"])
         D = wigner_D(self.lmax + 1, Rh)  # [P, lmax+1, 2lmax+1, 2lmax+1]
@@ -370,10 +584,6 @@ class Irreps(Field):
                 out[:, o : o + d, o : o + d] = Dl
                 o += d
         return out
-
-    def rotate_coefficients(self, c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-        D = self.matrices(R).to(device=c.device, dtype=c.dtype)
-        return torch.einsum("pij,p...j->p...i", D, c)
 
     def lie_action(self, c: torch.Tensor, omega: np.ndarray) -> torch.Tensor:
         w = FRAMES["e3nn"].T @ np.asarray(omega, dtype=np.float64)
@@ -507,6 +717,7 @@ class SO3Grid(Field):
         return so3_ifft(c if channels is not None else c[:, 0]).to(dtype)
 
 
+#: Fields a TOML table can name (a Representation needs a callable, so it is built in Python).
 FIELD_TYPES = ("S2Grid", "S2Coeffs", "SO3Grid", "Irreps", "Invariant")
 
 
@@ -545,5 +756,5 @@ def as_field(spec: "Field | str", like: torch.Tensor | None = None, where: str =
                      f" kind, got {spec!r}")
 
 
-__all__ = ["Field", "S2Grid", "S2Coeffs", "SO3Grid", "Irreps", "Invariant", "FRAMES", "FIELD_TYPES", "as_field",
+__all__ = ["Field", "S2Grid", "S2Coeffs", "SO3Grid", "Representation", "Irreps", "Invariant", "FRAMES", "FIELD_TYPES", "as_field",
            "field_from_table", "random_coefficients"]
