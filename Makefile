@@ -28,9 +28,11 @@ sweep: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## the API reference from the docstrings (Sphinx, warnings are errors) -> docs/api/_build/index.html
+## the results book's tables regenerated from results/ (docs/tables.py), then the site: guides, results
+## book and the API reference from the docstrings (Sphinx + myst, warnings are errors) -> docs/_build/html/index.html
 docs: $(STAMP)
-	$(BIN)/python -m sphinx -W --keep-going -q -b html docs/api docs/api/_build
+	$(BIN)/python docs/tables.py
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 ## pytest-benchmark micro-benchmarks, saved and compared with the previous saved run
 bench: $(STAMP)

@@ -496,7 +496,7 @@ class _DuccISFT(torch.autograd.Function):
 
 # --------------------------------------------------------------------------- checks and public API
 # Default backend on the CPU: ducc0 from this bandwidth up, the torch path below it. Measured on
-# 2 cores (README table; training steps of the esteves_mnist preset): below b = 128 the torch
+# 2 cores (docs/results/speed.md; training steps of the esteves_mnist preset): below b = 128 the torch
 # path's batched matmuls beat ducc0's one-call-per-map loop (3-4x on a batch of 32 x 16 maps at
 # b = 20-30, 1.3-1.8x at batch 16 in the peer table); at b = 128 they are even, above ducc0 wins.
 DUCC0_MIN_BANDWIDTH = 128
