@@ -73,7 +73,7 @@ LIBRARIES = ("harness-torch", "harness-ducc0", "ducc0-direct", "torch-harmonics"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 COLUMNS = ["library", "dtype", "b", "batch", "threads", "forward_ms", "inverse_ms",
            "forward_best_ms", "inverse_best_ms", "repeats", "roundtrip_rel_err", "table_MiB",
-           "torch", "ducc0", "torch_harmonics", "numpy", "machine", "nproc"]
+           "torch", "ducc0", "torch_harmonics", "numpy", "machine", "nproc", "loadavg_1m"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(dict(library=lib, dtype=dname, b=b, batch=a.batch, forward_ms=f_med,
                                      inverse_ms=i_med, forward_best_ms=f_best, inverse_best_ms=i_best,
                                      repeats=a.repeats, roundtrip_rel_err=err,
-                                     table_MiB=None if table is None else table / 2**20, **common))
+                                     table_MiB=None if table is None else table / 2**20,
+                                     loadavg_1m=os.getloadavg()[0], **common))
                     print(f"  {lib:16s} {dname} b={b:4d}: fwd {f_med:9.3f} ms  inv {i_med:9.3f} ms  "
                           f"rt err {err:.1e}", flush=True)
         if a.table_memory_512:
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(built in {time.perf_counter() - t0:.1f} s)", flush=True)
             rows.append(dict(library="harness-torch", dtype="float64", b=512, batch=0, forward_ms=None,
                              inverse_ms=None, forward_best_ms=None, inverse_best_ms=None, repeats=0,
-                             roundtrip_rel_err=None, table_MiB=nbytes / 2**20, **common))
+                             roundtrip_rel_err=None, table_MiB=nbytes / 2**20, loadavg_1m=os.getloadavg()[0], **common))
 
     print()
     print(markdown(rows))

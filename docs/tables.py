@@ -441,7 +441,8 @@ def peers_sht(root: Path) -> str:
         rows.append([dtype, b, *cells, ratio])
     v = df.iloc[0]
     return md(rows, ["dtype", "b", *(f"{lib} fwd / inv ms" for lib in libs), "torch-harmonics ÷ harness-torch fwd, inv"]) + \
-        f"\n(torch {v['torch']}, ducc0 {v['ducc0']}, torch-harmonics {v['torch_harmonics']}; {v['machine']}, {v['threads']} threads.)\n"
+        f"\n(torch {v['torch']}, ducc0 {v['ducc0']}, torch-harmonics {v['torch_harmonics']}; {v['machine']}, {v['threads']} threads"  \
+        + (f"; load average {df['loadavg_1m'].min():.1f}–{df['loadavg_1m'].max():.1f} while measured" if "loadavg_1m" in df else "") + ".)\n"
 
 
 @table("peers-so3")

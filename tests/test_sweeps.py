@@ -274,6 +274,17 @@ def test_results_of_two_configs_are_never_pooled(tmp_path):
     assert a["config_hash"].iloc[0] != b["config_hash"].iloc[0]
 
 
+def test_a_directory_of_results_directories_names_them(tmp_path):
+    """A script's output directory (results/third_party) holds sweeps one level down: say which."""
+    (tmp_path / "runs" / "one" / "cells").mkdir(parents=True)
+    pd.DataFrame({"x": [1.0]}).to_parquet(tmp_path / "runs" / "one" / "cells" / "a.parquet")
+    (tmp_path / "runs" / "notes.csv").write_text("x\n1\n")
+    with pytest.raises(FileNotFoundError, match=r"holds the results directories \['one'\]"):
+        load_results(tmp_path / "runs")
+    with pytest.raises(FileNotFoundError, match=r"cells/\*\.parquet\)$"):
+        load_results(tmp_path / "empty")
+
+
 def test_a_short_cell_file_is_recomputed_and_reported(tmp_path, capsys):
     df = run_sweep(_small(), out=tmp_path, workers=1, progress=False)
     victim = sorted((tmp_path / "cells").glob("*.parquet"))[0]
@@ -467,8 +478,12 @@ class TestNothingLost:
 
 
 def test_ctrl_c_mid_sweep_stops_promptly_with_one_line(tmp_path):
+    # the smoke sweep made long enough (~1 min of cells) that the Ctrl-C surely lands mid-run: with the
+    # smoke sweep itself (~6 s) a starved test process once sent it after the last cell (exit 0)
+    config = tmp_path / "long.toml"
+    config.write_text(SMOKE.read_text().replace("n_rotations = 3", "n_rotations = 40"))
     out = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "harness", "sweep", str(SMOKE), "--out", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "harness", "sweep", str(config), "--out", str(out), "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -477,6 +492,7 @@ def test_ctrl_c_mid_sweep_stops_promptly_with_one_line(tmp_path):
         time.sleep(0.1)
     time.sleep(1.0)  # mid-run
     t0 = time.time()
+    assert proc.poll() is None, "the sweep ended before the Ctrl-C: make it longer"
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     err = proc.communicate(timeout=60)[1]
     assert time.time() - t0 < 10, "Ctrl-C waited for the running cells"  # was: ~21 s

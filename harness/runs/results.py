@@ -87,7 +87,10 @@ def load_results(path: str | os.PathLike, config_hash: str | None = None) -> pd.
     else:
         files = sorted((path / "cells").glob("*.parquet")) if (path / "cells").is_dir() else []
         if not files:
-            raise FileNotFoundError(f"path: no results under {path} (expected {path}/cells/*.parquet)")
+            inner = sorted({f.parent.parent.name for f in path.glob("*/cells/*.parquet")})
+            hint = (f"; it holds the results directories {inner} (e.g. {path / inner[0]}): its other files come"
+                    f" from a script, not a sweep" if inner else "")
+            raise FileNotFoundError(f"path: no results under {path} (expected {path}/cells/*.parquet){hint}")
         df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     if "config_hash" in df:
         hashes = df["config_hash"].value_counts()
