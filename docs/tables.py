@@ -367,6 +367,19 @@ def layers(root: Path) -> str:
     return _layer_table(root / "benchmarks" / "layers.csv", _LAYER_NAMES, "conv")
 
 
+@table("layers-b64-rounds")
+def layers_b64_rounds(root: Path) -> str:
+    df = pd.read_csv(root / "benchmarks" / "layers_b64_rounds.csv")
+    t = df.pivot_table(index="round", columns="layer", values="median_ms")
+    rows = [[r, ms(t.loc[r, "conv"]), ms(t.loc[r, "pointwise_s1.5"]), num(t.loc[r, "pointwise_s1.5"] / t.loc[r, "conv"], 3)]
+            for r in t.index]
+    med = t.median()
+    rows.append(["median of the rounds", ms(med["conv"]), ms(med["pointwise_s1.5"]), num(med["pointwise_s1.5"] / med["conv"], 3)])
+    load = f"{df['loadavg_1m'].min():.1f}–{df['loadavg_1m'].max():.1f}"
+    return md(rows, ["round (b = 64, forward)", "SphericalConv ms", "Pointwise relu s = 1.5 ms", "÷ conv"]) + \
+        f"\n(load average {load} while measured; each configuration in a fresh process, median of 10 calls.)\n"
+
+
 @table("layers-frontier")
 def layers_frontier(root: Path) -> str:
     return _layer_table(root / "benchmarks" / "layers_frontier.csv", {}, None)
