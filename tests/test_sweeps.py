@@ -478,10 +478,16 @@ class TestNothingLost:
 
 
 def test_ctrl_c_mid_sweep_stops_promptly_with_one_line(tmp_path):
-    # the smoke sweep made long enough (~1 min of cells) that the Ctrl-C surely lands mid-run: with the
-    # smoke sweep itself (~6 s) a starved test process once sent it after the last cell (exit 0)
+    # the smoke sweep made long enough (~20 s of cells at b = 48, 64 on an idle machine) that the Ctrl-C
+    # lands mid-run: with the smoke sweep itself (~6 s) a test process starved by a loaded machine sent
+    # it after the last cell twice (exit 0)
     config = tmp_path / "long.toml"
-    config.write_text(SMOKE.read_text().replace("n_rotations = 3", "n_rotations = 40"))
+    text = SMOKE.read_text()
+    for old, new in [("bandwidth = [6, 8]", "bandwidth = [48, 64]"), ("n_inputs = 2", "n_inputs = 4"),
+                     ("n_rotations = 3", "n_rotations = 24")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    config.write_text(text)
     out = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "harness", "sweep", str(config), "--out", str(out), "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
