@@ -478,21 +478,15 @@ class TestNothingLost:
 
 
 def test_ctrl_c_mid_sweep_stops_promptly_with_one_line(tmp_path):
-    # the smoke sweep made long enough (~20 s of cells at b = 48, 64 on an idle machine) that the Ctrl-C
-    # lands mid-run: with the smoke sweep itself (~6 s) a test process starved by a loaded machine sent
-    # it after the last cell twice (exit 0)
-    config = tmp_path / "long.toml"
-    text = SMOKE.read_text()
-    for old, new in [("bandwidth = [6, 8]", "bandwidth = [48, 64]"), ("n_inputs = 2", "n_inputs = 4"),
-                     ("n_rotations = 3", "n_rotations = 24")]:
-        assert old in text, old
-        text = text.replace(old, new)
-    config.write_text(text)
     out = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "harness", "sweep", str(config), "--out", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "harness", "sweep", str(SMOKE), "--out", str(out), "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a terminal's foreground job: SIGINT at its default. When the suite itself runs as a background
+    # job (`make test &`, nohup), the shell has set SIGINT to ignored, the sweep inherits that, and
+    # rightly ignores Ctrl-C (it ran to the end, exit 0) -- restore the default in the child
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and len(_children(proc.pid)) < 2:
         time.sleep(0.1)
