@@ -51,7 +51,7 @@ cohen-accuracy: $(STAMP)
 	for c in cohen_accuracy cohen_accuracy_shared accuracy_shared cohen_fashion fashion_1epoch cohen_fashion_full; do \
 	  $(BIN)/python -m harness train experiments/$$c.toml || exit 1; done
 
-## the nonlinearity frontier: isolated errors, training on a Fashion-MNIST subset and the full split, step times, figure
+## the nonlinearity frontier: isolated errors, training on a Fashion-MNIST subset and the full split, step times, figures
 frontier: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
 	$(BIN)/python -m harness sweep experiments/frontier.toml
@@ -60,6 +60,8 @@ frontier: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py --nonlinearity relu_s1 relu_s2 poly2 poly4 quadratic norm gated --repeats 3 \
 	  --out results/frontier_train/step_time.csv
 	$(BIN)/python -m harness plot results/frontier_train
+	$(BIN)/python -m harness train experiments/frontier_fashion.toml
+	$(BIN)/python -m harness plot results/frontier_fashion
 
 ## side-by-side timing against torch-harmonics and ducc0 (installs the peers extra)
 peers: $(STAMP)

@@ -489,21 +489,31 @@ def frontier_isolated(root: Path) -> str:
     return md(rows, ["nonlinearity", f"error at b = {' / '.join(map(str, bs))}", "Lie derivative (per radian)"])
 
 
-@table("frontier")
-def frontier(root: Path) -> str:
-    df = pd.read_csv(root / "frontier_train" / "frontier.csv")
+def _frontier(csv: Path) -> str:
+    df = pd.read_csv(csv)
     rows = []
     for r in df.itertuples():
         accs = []
         for s in SETTINGS:
             m = df.loc[r.Index, s]
             h = df.loc[r.Index, f"{s} ci95"]
-            accs.append("—" if math.isnan(m) else f"{m:.3f} ± {h:.3f}")
-        rows.append([r.nonlinearity, num(r.error), f"{ms(r.step_ms)} ({r.time_ratio:.2f}×)", *accs,
-                     "—" if math.isnan(df.loc[r.Index, "NR/NR vs reference"]) else f"{100 * df.loc[r.Index, 'NR/NR vs reference']:+.1f}",
-                     "yes" if r.meets_goal else "no"])
+            accs.append("—" if math.isnan(m) else f"{m:.3f}" if math.isnan(h) else f"{m:.3f} ± {h:.3f}")
+        d, dh = df.loc[r.Index, "NR/NR vs reference"], df.loc[r.Index, "NR/NR vs reference ci95"]
+        diff = "—" if math.isnan(d) else f"{100 * d:+.1f}" if math.isnan(dh) else f"{100 * d:+.1f} ± {100 * dh:.1f}"
+        rows.append([r.nonlinearity, num(r.error), f"{ms(r.step_ms)} ({r.time_ratio:.2f}×)", *accs, diff,
+                     "not trained" if math.isnan(df.loc[r.Index, "NR/NR"]) else "yes" if r.meets_goal else "no"])
     return md(rows, ["nonlinearity", "isolated error (b = 32)", "step ms (÷ relu s = 1)", *SETTINGS,
-                     "NR/NR − relu's (points)", "meets the goal"])
+                     "NR/NR − relu's (points, Welch 95%)", "meets the goal"])
+
+
+@table("frontier")
+def frontier(root: Path) -> str:
+    return _frontier(root / "frontier_train" / "frontier.csv")
+
+
+@table("frontier-fullsplit")
+def frontier_fullsplit(root: Path) -> str:
+    return _frontier(root / "frontier_fashion" / "frontier.csv")
 
 
 @table("frontier-full")

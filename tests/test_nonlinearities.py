@@ -150,6 +150,26 @@ def test_frontier_table_goal_and_intervals_from_hand_made_runs():
     assert np.isnan(table.loc["meets", "NR/NR ci95"])
 
 
+def test_frontier_table_difference_interval_is_welchs():
+    import pandas as pd
+    from scipy.stats import ttest_ind
+
+    from harness.plots import frontier_table
+
+    runs = {"relu_s1": [0.884, 0.887, 0.879], "poly2": [0.877, 0.880, 0.871, 0.876], "one": [0.9]}
+    errors = pd.DataFrame([{"nonlinearity": k, "bandwidth": 32, "rel_error": 0.1, "lie_derivative": 0.0} for k in runs])
+    steps = pd.DataFrame([{"nonlinearity": k, "step_ms": 1.0} for k in runs])
+    acc = pd.DataFrame([{"nonlinearity": k, "setting": s, "seed": i, "accuracy": a}
+                        for k, accs in runs.items() for i, a in enumerate(accs) for s in ("NR/NR", "NR/R")])
+    table = frontier_table(errors, acc, steps)
+    # scipy's Welch test: its 95% confidence interval of the difference of means
+    ci = ttest_ind(runs["poly2"], runs["relu_s1"], equal_var=False).confidence_interval(0.95)
+    assert table.loc["poly2", "NR/NR vs reference"] == pytest.approx((ci.low + ci.high) / 2, rel=1e-12)
+    assert table.loc["poly2", "NR/NR vs reference ci95"] == pytest.approx((ci.high - ci.low) / 2, rel=1e-10)
+    assert np.isnan(table.loc["one", "NR/NR vs reference ci95"])
+    assert np.isnan(table.loc["relu_s1", "NR/NR vs reference ci95"])
+
+
 def test_training_cells_run_every_nonlinearity_before_a_second_seed():
     from harness.runs.train import load_train_config, training_cells
 
