@@ -404,7 +404,8 @@ def test_cli_errors_dry_run_and_progress_lines(tmp_path):
                          capture_output=True, text=True, timeout=300)  # stderr is a pipe, not a terminal
     assert run.returncode == 0, run.stderr
     lines = [line for line in run.stderr.splitlines() if line.startswith("small: ")]
-    assert len(lines) == 2 and re.match(r"small: 1/2 cells, bandwidth=\d+ in [0-9.]+ s; elapsed \d+:\d\d, ETA \d+:\d\d", lines[0])
+    assert len(lines) == 3 and lines[0] == "small: 2 cells, 0 already done, 2 to run", lines
+    assert re.match(r"small: 1/2 cells, bandwidth=\d+ in [0-9.]+ s; elapsed \d+:\d\d, ETA \d+:\d\d", lines[1])
 
 
 def test_dry_run_estimates():

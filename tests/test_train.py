@@ -104,7 +104,7 @@ def _stop_after(model: torch.nn.Module, n: int) -> torch.nn.Module:
     return model
 
 
-def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path):
+def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, capsys):
     from harness.runs.data import projected_dataset
     from harness.runs.train import fit_seconds
 
@@ -125,8 +125,14 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path):
         fit(_stop_after(model(), 3 + 2), x, y, epochs=3, batch_size=32, lr=5e-3, seed=1, progress=False,
             state_path=state)
     resumed = model()
-    losses = fit(resumed, x, y, epochs=3, batch_size=32, lr=5e-3, seed=1, progress=False, state_path=state)
+    capsys.readouterr()
+    losses = fit(resumed, x, y, epochs=3, batch_size=32, lr=5e-3, seed=1, state_path=state, desc="t")
     assert losses == ref
+    # stderr is not a terminal here: a log says where it resumed and then one line per epoch
+    log = capsys.readouterr().err.splitlines()
+    assert log[0] == "t: resumed after epoch 1/3" and len(log) == 3, log
+    for line, (k, loss) in zip(log[1:], [(2, ref[1]), (3, ref[2])]):
+        assert line.startswith(f"t: epoch {k}/3, mean loss {loss:.4f}, ") and line.endswith(" s training so far")
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
     assert fit_seconds(state) > 0

@@ -267,7 +267,8 @@ def _clock(s: float) -> str:
 
 
 class Progress:
-    """tqdm on a terminal; otherwise one line per finished cell (elapsed time, ETA) on stderr."""
+    """tqdm on a terminal; otherwise a line at the start and one per finished cell (elapsed time,
+    ETA) on stderr."""
 
     def __init__(self, total: int, done: int, desc: str, enabled: bool | None) -> None:
         self.total, self.done, self.desc, self.t0, self.new = total, done, desc, time.perf_counter(), 0
@@ -277,6 +278,8 @@ class Progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=done, desc=desc, unit="cell")
+        elif self.enabled:  # a log file: say where the run starts
+            print(f"{desc}: {total} cells, {done} already done, {total - done} to run", file=sys.stderr, flush=True)
 
     def note(self, line: str) -> None:
         if self.enabled:

@@ -31,6 +31,7 @@ import functools
 import itertools
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -176,8 +177,11 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int, lr: float,
         seed: int, weight_decay: float = 0.0, progress: bool | None = None,
-        state_path: str | os.PathLike | None = None) -> list[float]:
+        state_path: str | os.PathLike | None = None, desc: str = "train") -> list[float]:
     """Adam with a cosine schedule; returns the mean training loss of each epoch.
+
+    progress: None shows a tqdm bar on a terminal and otherwise one line per epoch on stderr
+    (``desc``, the epoch, its loss, the training seconds so far); True always the bar; False nothing.
 
     With ``state_path``, the model, optimiser, schedule, shuffling generator, losses and elapsed
     training seconds are saved there after every epoch (atomically), and a later call with the same
@@ -204,8 +208,11 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
         sched.load_state_dict(st["scheduler"])
         gen.set_state(st["generator"])
         losses, seconds = st["losses"], st["seconds"]
-    bar = tqdm(total=epochs * per_epoch, initial=len(losses) * per_epoch, desc="train", unit="step",
+    bar = tqdm(total=epochs * per_epoch, initial=len(losses) * per_epoch, desc=desc, unit="step",
                disable=None if progress is None else not progress)
+    lines = progress is None and not sys.stderr.isatty()  # a log file: one line per epoch
+    if lines and losses:
+        print(f"{desc}: resumed after epoch {len(losses)}/{epochs}", file=sys.stderr, flush=True)
     for _ in range(len(losses), epochs):
         t0 = time.perf_counter()
         model.train()
@@ -227,6 +234,9 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_s
         losses.append(total / len(x))
         seconds += time.perf_counter() - t0
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if lines:
+            print(f"{desc}: epoch {len(losses)}/{epochs}, mean loss {losses[-1]:.4f}, {seconds:.0f} s training so far",
+                  file=sys.stderr, flush=True)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
@@ -335,8 +345,10 @@ def run_training_cell(cfg: dict[str, Any], cell: dict[str, Any], root: Path, pro
             xtr, ytr = data("train", train_rot == "R")
             # per-epoch state: an interrupted cell resumes its training where it stopped
             state = root / "partial" / f"{cell['cell_id']}-{train_rot}.state.pt"
+            what = cell.get("nonlinearity") or f"{cell['activation']} s={cell['oversampling']:g}"
             losses = fit(model, xtr, ytr, t["epochs"], t["batch_size"], t["lr"], cell["seed"], t["weight_decay"],
-                         progress, state_path=state)
+                         progress, state_path=state,
+                         desc=f"{cfg['name']}: {what} seed={cell['seed']}, {train_rot}-trained")
             train_s = fit_seconds(state)
             states.append(state)
             ckpt = root / "checkpoints" / f"{cell['cell_id']}-{train_rot}.pt"
