@@ -152,7 +152,7 @@ def _show(args: argparse.Namespace) -> int:
             print("median relative equivariance error at the last grid layer (cumulative):")
             print(summary(df).map("{:.2e}".format))
         else:  # any other sweep: per layer and varying axis
-            print("relative equivariance error per layer (median, max over inputs and rotations):")
+            print("relative equivariance error per layer (median, max over inputs, rotations and seeds):")
             print(generic_summary(df, varying_axes(df, args.results)).map("{:.2e}".format))
     return 0
 

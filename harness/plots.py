@@ -518,9 +518,10 @@ def plot_results(path: str | os.PathLike) -> list[Path]:
 
 
 def generic_summary(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
-    """Any sweep: median and max relative error per (varying axis..., mode, layer)."""
+    """Any sweep: median and max relative error per (varying axis..., mode, layer). A ``seed``
+    axis is a replicate, not a factor: its values are pooled with the inputs and rotations."""
     d = df[df["error_kind"] == "equivariance"] if "error_kind" in df else df
-    keys = [*axes, "mode", "layer_index", "layer"]
+    keys = [*(a for a in axes if a != "seed"), "mode", "layer_index", "layer"]
     out = d.groupby(keys, sort=True)["rel_error"].agg(["median", "max"]).reset_index("layer_index", drop=True)
     return out
 

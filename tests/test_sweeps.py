@@ -213,6 +213,11 @@ def test_a_sweep_over_a_users_model_as_the_docs_show(tmp_path):
     assert table.index.names == ["bandwidth", "width", "mode", "layer"] and list(table.columns) == ["median", "max"]
     assert table.loc[(16, 8, "isolated", "1"), "max"] == df[(df["bandwidth"] == 16) & (df["width"] == 8) & (
         df["mode"] == "isolated") & (df["layer"] == "1")]["rel_error"].max()
+    # a seed axis is pooled (cohen2018's 10 seeds made `show` print 1440 truncated rows)
+    two = pd.concat([df.assign(seed=0), df.assign(seed=1, rel_error=df["rel_error"] * 3)])
+    pooled = harness.plots.generic_summary(two, ["bandwidth", "seed", "width"])
+    assert pooled.index.names == ["bandwidth", "width", "mode", "layer"]
+    assert pooled.loc[(16, 8, "isolated", "1"), "max"] == 3 * table.loc[(16, 8, "isolated", "1"), "max"]
     bad = {"name": "bad", "axes": {"bandwidth": [8], "depth_": [2]},
            "model": {"factory": str(tmp_path / "mymodels.py") + ":make", "input": {"field": "S2Grid", "kind": "dh"}}}
     with pytest.raises(ValueError, match=r"model.factory: .*mymodels.py:make takes no argument \['depth_'\]: an axis nobody reads"):
