@@ -279,6 +279,14 @@ def cohen_delta_vs_depth(df: pd.DataFrame) -> plt.Figure:
                      sizes=sizes, palette="viridis", marker="o", ax=ax, legend=ax is axes[0][-1])
         ax.set_yscale("log")
         ax.set_xticks(sorted(g["correlations"].unique()))
+        # name the two stacks on the curves too (line width alone is easy to miss)
+        haar = gd[gd["rotation set"] == "Haar"]
+        last_c = haar["correlations"].max()
+        for stack, va, dy in (("ReLU after each", "top", 0.3), ("linear", "bottom", 2.5)):
+            ys = haar[(haar["stack"] == stack) & (haar["correlations"] == last_c)]["delta"]
+            if len(ys):
+                ax.annotate(stack if stack != "linear" else "linear stack", (last_c, float(ys.max()) * dy),
+                            ha="right", va=va, fontsize=9, color="0.25")
         ax.set_title(dt)
         ax.set_xlabel("correlations so far")
         ax.set_ylabel("Δ = mean std(R·Φ(f) − Φ(R·f)) / std(Φ(f))")
