@@ -475,8 +475,8 @@ def error_per_layer(df: pd.DataFrame, axes: list[str]) -> plt.Figure:
 
 
 def _training_data(df: pd.DataFrame) -> str:
-    """'fashion-mnist, 60000 / 10000 images, 3 epochs' from a training run's rows (the values it
-    takes, joined with '/', where a column has several)."""
+    """'fashion-mnist, 60000 / 10000 train / test images, 3 epochs' from a training run's rows
+    (the values a column takes, joined with '/', where it has several)."""
     def vals(c: str) -> str:
         return "/".join(str(v) for v in sorted(df[c].unique())) if c in df else "?"
     return f"{vals('dataset')}, {vals('n_train')} / {vals('n_test')} train / test images, {vals('epochs')} epochs"
