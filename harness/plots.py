@@ -539,5 +539,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     activation, oversampling; columns bandwidth."""
     d = _cumulative(_last_grid_layer(df))
     extra = [c for c in ("kind", "decay", "depth", "channels", "dtype") if c in d and d[c].nunique() > 1]
+    if "decay" in extra:  # the input spectrum by name (power per coefficient), in the order of decay
+        names = {v: "white" if v == 0 else f"(1+l)^-{v:g}" for v in sorted(d["decay"].unique())}
+        d = d.assign(spectrum=pd.Categorical(d["decay"].map(names), categories=list(names.values()), ordered=True))
+        extra[extra.index("decay")] = "spectrum"
     return d.pivot_table(index=[*extra, "activation", "oversampling"], columns="bandwidth", values="rel_error",
                          aggfunc="median")

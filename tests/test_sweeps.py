@@ -551,3 +551,16 @@ class TestCommandLine:
         assert main(["sweep", str(SMOKE), "--out", str(out), "--dry-run"]) == 0
         text = capsys.readouterr().out
         assert f"8 cells, 7 already in {out}" in text and "the 1 to compute" in text
+
+
+def test_summary_names_the_input_spectrum_in_the_order_of_decay():
+    from harness.plots import summary
+
+    rows = [{"cell_id": f"{d}-{i}", "error_kind": "equivariance", "mode": "cumulative", "layer_index": k,
+             "decay": d, "activation": "relu", "oversampling": 1.0, "bandwidth": 8, "rel_error": e * (k + 1)}
+            for d, errs in ((2.0, [0.1, 0.3]), (0.0, [0.2, 0.4, 0.9])) for i, e in enumerate(errs) for k in (0, 1)]
+    t = summary(pd.DataFrame(rows))
+    assert list(t.index.get_level_values("spectrum")) == ["white", "(1+l)^-2"]
+    # the last layer (index 1, error doubled), median over the cells of each spectrum
+    assert t.loc[("white", "relu", 1.0), 8] == pytest.approx(2 * 0.4)
+    assert t.loc[("(1+l)^-2", "relu", 1.0), 8] == pytest.approx(2 * 0.2)
