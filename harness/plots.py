@@ -412,7 +412,7 @@ def frontier(table: pd.DataFrame, reference: str = "relu_s1", data: str = "") ->
         ax2.set_xlim(left=0)
     ax2.set_xlabel("training step time (ms; NR/NR and NR/R drawn side by side)")
     ax2.set_ylabel("test accuracy (mean, 95% CI over seeds)")
-    ax2.legend(loc="best", fontsize=8)  # where no point or interval is hidden
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)  # below: hides nothing
     lo, hi = (int(t["NR/NR count"].min()), int(t["NR/NR count"].max())) if "NR/NR count" in t and len(t) else (0, 0)
     seeds = f"{lo} seeds per point" if lo == hi else f"{lo}-{hi} seeds per point; CI where more than one"
     on = f"\naccuracy trained and tested on {data}" if data else ""
